@@ -3,7 +3,8 @@
 //
 // Conventions: members are the spec's fields in snake_case. A field the spec marks OPTIONAL is a
 // std::optional (or an empty container / string where "absent" and "empty" mean the same thing to
-// a runtime), so that serialize(parse(x)) reproduces every known field of x.
+// a runtime), so that serialize(parse(x)) reproduces every known field of x. Every struct has a
+// defaulted operator== so round trips (and `update` diffs) can compare whole values.
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -17,6 +18,9 @@
 namespace oci {
 
 inline constexpr const char* kSpecVersion = "1.2.0";
+
+// Annotation that turns on deltabox's snapshot feature; `spec` sets it to "true" by default.
+inline constexpr const char* kSnapshotsAnnotation = "io.deltabox.snapshots";
 
 // Thrown by every parser here. what() is "<json path>: <problem>", e.g.
 // "process.args: must be a non-empty array of strings".
@@ -33,12 +37,16 @@ class SpecError : public std::runtime_error {
 struct Root {
   std::string path;
   bool readonly = false;
+
+  bool operator==(const Root&) const = default;
 };
 
 struct IdMapping {
   uint32_t container_id = 0;
   uint32_t host_id = 0;
   uint32_t size = 0;
+
+  bool operator==(const IdMapping&) const = default;
 };
 
 struct Mount {
@@ -48,11 +56,15 @@ struct Mount {
   std::vector<std::string> options;
   std::vector<IdMapping> uid_mappings;
   std::vector<IdMapping> gid_mappings;
+
+  bool operator==(const Mount&) const = default;
 };
 
 struct ConsoleSize {
   uint32_t height = 0;
   uint32_t width = 0;
+
+  bool operator==(const ConsoleSize&) const = default;
 };
 
 struct User {
@@ -61,6 +73,8 @@ struct User {
   std::optional<uint32_t> umask;
   std::vector<uint32_t> additional_gids;
   std::string username;
+
+  bool operator==(const User&) const = default;
 };
 
 struct Capabilities {
@@ -69,12 +83,16 @@ struct Capabilities {
   std::optional<std::vector<std::string>> inheritable;
   std::optional<std::vector<std::string>> permitted;
   std::optional<std::vector<std::string>> ambient;
+
+  bool operator==(const Capabilities&) const = default;
 };
 
 struct Rlimit {
   std::string type;  // "RLIMIT_NOFILE"
   uint64_t hard = 0;
   uint64_t soft = 0;
+
+  bool operator==(const Rlimit&) const = default;
 };
 
 struct Scheduler {
@@ -85,16 +103,22 @@ struct Scheduler {
   std::optional<uint64_t> runtime;
   std::optional<uint64_t> deadline;
   std::optional<uint64_t> period;
+
+  bool operator==(const Scheduler&) const = default;
 };
 
 struct IoPriority {
   std::string io_class;  // JSON "class": IOPRIO_CLASS_RT | IOPRIO_CLASS_BE | IOPRIO_CLASS_IDLE
   int32_t priority = 0;
+
+  bool operator==(const IoPriority&) const = default;
 };
 
 struct CpuAffinity {
   std::string initial;
   std::string final_;  // JSON "final"
+
+  bool operator==(const CpuAffinity&) const = default;
 };
 
 struct Process {
@@ -114,6 +138,8 @@ struct Process {
   std::string selinux_label;
   std::optional<IoPriority> io_priority;
   std::optional<CpuAffinity> exec_cpu_affinity;
+
+  bool operator==(const Process&) const = default;
 };
 
 struct Hook {
@@ -121,6 +147,8 @@ struct Hook {
   std::vector<std::string> args;
   std::vector<std::string> env;
   std::optional<int32_t> timeout;  // seconds, > 0
+
+  bool operator==(const Hook&) const = default;
 };
 
 struct Hooks {
@@ -130,6 +158,8 @@ struct Hooks {
   std::vector<Hook> start_container;
   std::vector<Hook> poststart;
   std::vector<Hook> poststop;
+
+  bool operator==(const Hooks&) const = default;
 };
 
 enum class NamespaceType { pid, network, mount, ipc, uts, user, cgroup, time };
@@ -137,6 +167,8 @@ enum class NamespaceType { pid, network, mount, ipc, uts, user, cgroup, time };
 struct Namespace {
   NamespaceType type = NamespaceType::pid;
   std::string path;  // empty: create a new one
+
+  bool operator==(const Namespace&) const = default;
 };
 
 struct Device {
@@ -147,6 +179,8 @@ struct Device {
   std::optional<uint32_t> file_mode;
   std::optional<uint32_t> uid;
   std::optional<uint32_t> gid;
+
+  bool operator==(const Device&) const = default;
 };
 
 struct DeviceCgroupRule {
@@ -155,6 +189,8 @@ struct DeviceCgroupRule {
   std::optional<int64_t> major;
   std::optional<int64_t> minor;
   std::optional<std::string> access;  // rwm
+
+  bool operator==(const DeviceCgroupRule&) const = default;
 };
 
 struct MemoryResources {
@@ -167,6 +203,8 @@ struct MemoryResources {
   std::optional<bool> disable_oom_killer;
   std::optional<bool> use_hierarchy;
   std::optional<bool> check_before_update;
+
+  bool operator==(const MemoryResources&) const = default;
 };
 
 struct CpuResources {
@@ -179,10 +217,14 @@ struct CpuResources {
   std::optional<std::string> cpus;
   std::optional<std::string> mems;
   std::optional<int64_t> idle;
+
+  bool operator==(const CpuResources&) const = default;
 };
 
 struct PidsResources {
   int64_t limit = 0;
+
+  bool operator==(const PidsResources&) const = default;
 };
 
 struct WeightDevice {
@@ -190,12 +232,16 @@ struct WeightDevice {
   int64_t minor = 0;
   std::optional<uint16_t> weight;
   std::optional<uint16_t> leaf_weight;
+
+  bool operator==(const WeightDevice&) const = default;
 };
 
 struct ThrottleDevice {
   int64_t major = 0;
   int64_t minor = 0;
   uint64_t rate = 0;
+
+  bool operator==(const ThrottleDevice&) const = default;
 };
 
 struct BlockIoResources {
@@ -206,26 +252,36 @@ struct BlockIoResources {
   std::vector<ThrottleDevice> throttle_write_bps_device;
   std::vector<ThrottleDevice> throttle_read_iops_device;
   std::vector<ThrottleDevice> throttle_write_iops_device;
+
+  bool operator==(const BlockIoResources&) const = default;
 };
 
 struct HugepageLimit {
   std::string page_size;  // "2MB"
   uint64_t limit = 0;
+
+  bool operator==(const HugepageLimit&) const = default;
 };
 
 struct InterfacePriority {
   std::string name;
   uint32_t priority = 0;
+
+  bool operator==(const InterfacePriority&) const = default;
 };
 
 struct NetworkResources {
   std::optional<uint32_t> class_id;
   std::vector<InterfacePriority> priorities;
+
+  bool operator==(const NetworkResources&) const = default;
 };
 
 struct RdmaResources {
   std::optional<uint32_t> hca_handles;
   std::optional<uint32_t> hca_objects;
+
+  bool operator==(const RdmaResources&) const = default;
 };
 
 struct Resources {
@@ -238,6 +294,8 @@ struct Resources {
   std::optional<NetworkResources> network;
   std::map<std::string, RdmaResources> rdma;
   std::map<std::string, std::string> unified;
+
+  bool operator==(const Resources&) const = default;
 };
 
 struct SeccompArg {
@@ -245,6 +303,8 @@ struct SeccompArg {
   uint64_t value = 0;
   uint64_t value_two = 0;
   std::string op;  // SCMP_CMP_EQ, ...
+
+  bool operator==(const SeccompArg&) const = default;
 };
 
 struct SeccompSyscall {
@@ -252,6 +312,8 @@ struct SeccompSyscall {
   std::string action;  // SCMP_ACT_ERRNO, ...
   std::optional<uint32_t> errno_ret;
   std::vector<SeccompArg> args;
+
+  bool operator==(const SeccompSyscall&) const = default;
 };
 
 struct Seccomp {
@@ -262,16 +324,22 @@ struct Seccomp {
   std::string listener_path;
   std::string listener_metadata;
   std::vector<SeccompSyscall> syscalls;
+
+  bool operator==(const Seccomp&) const = default;
 };
 
 struct TimeOffset {
   int64_t secs = 0;
   uint32_t nanosecs = 0;
+
+  bool operator==(const TimeOffset&) const = default;
 };
 
 struct Personality {
   std::string domain;  // LINUX, LINUX32
   std::vector<std::string> flags;
+
+  bool operator==(const Personality&) const = default;
 };
 
 struct IntelRdt {
@@ -280,6 +348,8 @@ struct IntelRdt {
   std::string mem_bw_schema;
   std::optional<bool> enable_cmt;
   std::optional<bool> enable_mbm;
+
+  bool operator==(const IntelRdt&) const = default;
 };
 
 struct Linux {
@@ -298,6 +368,8 @@ struct Linux {
   std::optional<IntelRdt> intel_rdt;
   std::optional<Personality> personality;
   std::map<std::string, TimeOffset> time_offsets;  // "monotonic", "boottime"
+
+  bool operator==(const Linux&) const = default;
 };
 
 struct Config {
@@ -314,6 +386,8 @@ struct Config {
   // Helpers for the common questions a runtime asks.
   const Namespace* find_namespace(NamespaceType type) const;
   bool has_namespace(NamespaceType type) const { return find_namespace(type) != nullptr; }
+
+  bool operator==(const Config&) const = default;
 };
 
 // ---- parsing and serialization ----

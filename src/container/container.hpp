@@ -1,0 +1,86 @@
+#pragma once
+// A container: load it by id (or create it), apply one verb, and the state dir reflects it.
+// One file per verb, like youki's libcontainer: create.cpp, start.cpp, kill.cpp, ...
+#include <sys/types.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <oci/config.hpp>
+#include <oci/state.hpp>
+
+#include "cgroups/manager.hpp"
+#include "container/container_state.hpp"
+#include "state/store.hpp"
+
+namespace deltabox {
+
+struct CreateOptions {
+  std::string id;
+  std::filesystem::path bundle;   // absolute
+  std::string console_socket;     // path of the caller's AF_UNIX socket, "" for none
+  int console_socket_fd = -1;     // or an already connected socket (foreground run)
+  std::string pid_file;           // absolute, "" for none
+  bool no_pivot = false;
+  bool no_new_keyring = false;
+  int preserve_fds = 0;
+  bool systemd_cgroup = false;
+  bool rootless = false;
+};
+
+struct ExecOptions {
+  oci::Process process;           // complete: the CLI merged config, process.json and flags
+  std::string console_socket;
+  int console_socket_fd = -1;
+  std::string pid_file;
+  int preserve_fds = 0;
+  bool ignore_paused = false;
+};
+
+class Container {
+ public:
+  // Builds the container and leaves its init waiting for `start`, as a child of this process.
+  static Container create(const StateStore& store, const CreateOptions& options);
+  // Takes the container's lock; throws "container does not exist".
+  static Container load(const StateStore& store, const std::string& id);
+  // Reads the state without the lock (state, list, ps: never wait behind a long verb).
+  static Container peek(const StateStore& store, const std::string& id);
+
+  Container(Container&&) = default;
+  Container& operator=(Container&&) = default;
+
+  const std::string& id() const { return state_.id; }
+  const ContainerState& state() const { return state_; }
+  oci::Status status() const;
+  pid_t init_pid() const;  // 0 when stopped
+
+  void start();
+  void kill(int signal, bool all);
+  void destroy(bool force);
+  std::vector<pid_t> processes() const;
+  // Starts a process in the container; returns its pid (our child) once it has exec'd.
+  pid_t exec(const ExecOptions& options);
+
+  void unlock() { lock_.release(); }
+
+ private:
+  Container(const StateStore& store, ContainerState state, ContainerLock lock);
+  std::unique_ptr<cgroups::Manager> cgroups() const;
+  std::filesystem::path start_fifo() const;
+  void remove_everything(cgroups::Manager& cgroups);
+
+  const StateStore* store_;
+  ContainerState state_;
+  ContainerLock lock_;
+};
+
+// The JSON runc prints for `state` and in `list --format json` (its containerState).
+nlohmann::ordered_json runc_state_json(const Container& container, const std::string& owner);
+
+// Writes a pid file the way runc does: atomically, no trailing newline.
+void write_pid_file(const std::string& path, pid_t pid);
+
+}  // namespace deltabox

@@ -1,0 +1,111 @@
+// `create`: build the container and leave its init waiting on the start fifo.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "container/container.hpp"
+#include "linux/console.hpp"
+#include "process/launcher.hpp"
+#include "process/listen_fds.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+namespace deltabox {
+
+namespace {
+
+oci::Config load_bundle_config(const std::filesystem::path& bundle) {
+  oci::Config config;
+  try {
+    config = oci::load_config(bundle / "config.json");
+  } catch (const oci::SpecError& e) {
+    fail("invalid config.json: {}", e.what());
+  }
+  if (!config.process) fail("process property must not be empty");
+  if (!config.root || config.root->path.empty()) fail("root.path must not be empty");
+  if (!config.linux) config.linux.emplace();
+  return config;
+}
+
+std::filesystem::path rootfs_of(const oci::Config& config, const std::filesystem::path& bundle) {
+  std::filesystem::path root = config.root->path;
+  if (root.is_relative()) root = bundle / root;
+  struct stat st {};
+  if (::stat(root.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+    fail("rootfs ({}) does not exist", root.string());
+  return root.lexically_normal();
+}
+
+UniqueFd make_start_fifo(const std::filesystem::path& path) {
+  if (::mkfifo(path.c_str(), 0600) < 0) throw_errno(fmt::format("create {}", path.string()));
+  // O_RDWR never blocks on a fifo; the init reads from it until `start` writes a byte.
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd) throw_errno(fmt::format("open {}", path.string()));
+  return fd;
+}
+
+}  // namespace
+
+Container Container::create(const StateStore& store, const CreateOptions& options) {
+  oci::Config config = load_bundle_config(options.bundle);
+  auto rootfs = rootfs_of(config, options.bundle);
+  if (config.process->terminal && options.console_socket.empty() && options.console_socket_fd < 0)
+    fail("cannot allocate tty if runc will detach without setting console socket");
+  if (!config.process->terminal && (!options.console_socket.empty() || options.console_socket_fd >= 0))
+    fail("cannot use console socket if runc will not detach or allocate tty");
+
+  ContainerLock lock = store.create_dir(options.id);
+  ContainerState state;
+  state.id = options.id;
+  state.bundle = options.bundle;
+  state.rootfs = rootfs;
+  state.created = rfc3339_nano_now();
+  state.config = oci::to_json(config);
+  state.systemd_cgroup = options.systemd_cgroup;
+  state.rootless = options.rootless;
+
+  std::unique_ptr<cgroups::Manager> cgroups;
+  LaunchedInit init;
+  try {
+    cgroups = cgroups::Manager::for_container(config.linux->cgroups_path, options.id, options.systemd_cgroup);
+    cgroups->create();
+    state.cgroup = cgroups->to_state();
+
+    UniqueFd fifo = make_start_fifo(store.dir(options.id) / "exec.fifo");
+    UniqueFd console;
+    if (!options.console_socket.empty()) console = connect_console_socket(options.console_socket);
+    LaunchSpec spec;
+    spec.init.config = &config;
+    spec.init.id = options.id;
+    spec.init.bundle = options.bundle;
+    spec.init.rootfs = rootfs;
+    spec.init.cgroups = cgroups.get();
+    spec.init.no_pivot = options.no_pivot;
+    spec.init.new_keyring = !options.no_new_keyring;
+    spec.init.console_socket = console ? console.get() : options.console_socket_fd;
+    spec.init.start_fifo = fifo.get();
+    spec.init.inherited_fds = socket_activation_fds(spec.init.extra_env) + options.preserve_fds;
+    init = launch_init(spec);
+
+    state.init_pid = init.pid;
+    state.init_start_time = process_start_time(init.pid);
+    if (!options.pid_file.empty()) write_pid_file(options.pid_file, init.pid);
+    store.save(options.id, state.to_json());
+    init.release();
+  } catch (...) {
+    init.kill_and_reap();
+    if (cgroups) {
+      try {
+        cgroups->destroy();
+      } catch (const std::exception& e) {
+        log::warn("cleanup after failed create: {}", e.what());
+      }
+    }
+    if (!options.pid_file.empty()) ::unlink(options.pid_file.c_str());
+    store.remove_dir(options.id);
+    throw;
+  }
+  return Container(store, std::move(state), std::move(lock));
+}
+
+}  // namespace deltabox

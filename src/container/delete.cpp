@@ -1,0 +1,36 @@
+// `delete`: remove a stopped container; with force, kill a running one first.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "container/container.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+namespace deltabox {
+
+void Container::remove_everything(cgroups::Manager& cgroups) {
+  cgroups.destroy();
+  store_->remove_dir(state_.id);
+}
+
+void Container::destroy(bool force) {
+  auto status = this->status();
+  auto cgroups = this->cgroups();
+  if (status != oci::Status::stopped) {
+    // A created container is not running anything of the user's yet: runc deletes it unasked.
+    if (status != oci::Status::created && !force)
+      fail("cannot delete container {} that is not stopped: {}", state_.id, oci::status_name(status));
+    cgroups->kill_all(SIGKILL);
+    if (status == oci::Status::paused) cgroups->thaw();
+    cgroups->wait_empty(std::chrono::seconds(10));
+  } else if (!cgroups->empty()) {
+    // The init is gone but, without a pid namespace of its own, its children are not.
+    cgroups->kill_all(SIGKILL);
+    cgroups->wait_empty(std::chrono::seconds(10));
+  }
+  remove_everything(*cgroups);
+}
+
+}  // namespace deltabox

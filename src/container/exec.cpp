@@ -1,0 +1,57 @@
+// `exec`: start another process inside a running container.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "container/container.hpp"
+#include "linux/console.hpp"
+#include "linux/namespaces.hpp"
+#include "process/exec_launcher.hpp"
+#include "process/listen_fds.hpp"
+#include "util/error.hpp"
+
+namespace deltabox {
+
+namespace {
+int namespace_flags(const oci::Config& config) {
+  int flags = 0;
+  if (config.linux)
+    for (const auto& ns : config.linux->namespaces) flags |= clone_flag(ns.type);
+  return flags;
+}
+}  // namespace
+
+pid_t Container::exec(const ExecOptions& options) {
+  switch (status()) {
+    case oci::Status::stopped:
+      throw ExecStartError("cannot exec in a stopped container");
+    case oci::Status::paused:
+      if (!options.ignore_paused) throw ExecStartError("cannot exec in a paused container (use --ignore-paused to override)");
+      break;
+    default:
+      break;
+  }
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, state_.init_pid, 0)));
+  if (!pidfd || !same_process_alive(state_.init_pid, state_.init_start_time))
+    throw ExecStartError("cannot exec in a stopped container");
+  if (options.process.terminal && options.console_socket.empty() && options.console_socket_fd < 0)
+    throw ExecStartError("cannot allocate tty if runc will detach without setting console socket");
+
+  oci::Config config = state_.parsed_config();
+  auto cgroups = this->cgroups();
+  UniqueFd console;
+  if (!options.console_socket.empty()) console = connect_console_socket(options.console_socket);
+
+  ExecSpec spec;
+  spec.target_pidfd = pidfd.get();
+  spec.namespace_flags = namespace_flags(config);
+  spec.cgroups = cgroups.get();
+  spec.process = options.process;
+  if (config.linux) spec.seccomp = config.linux->seccomp;
+  spec.console_socket = console ? console.get() : options.console_socket_fd;
+  spec.inherited_fds = socket_activation_fds(spec.extra_env) + options.preserve_fds;
+  pid_t pid = launch_exec(spec);
+  if (!options.pid_file.empty()) write_pid_file(options.pid_file, pid);
+  return pid;
+}
+
+}  // namespace deltabox

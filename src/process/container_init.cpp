@@ -1,0 +1,153 @@
+#include "process/container_init.hpp"
+
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/keyctl.h>
+
+#include "linux/console.hpp"
+#include "linux/netlink.hpp"
+#include "linux/rlimits.hpp"
+#include "linux/rootfs.hpp"
+#include "linux/devices.hpp"
+#include "linux/namespaces.hpp"
+#include "process/clone.hpp"
+#include "process/finalize.hpp"
+#include "util/error.hpp"
+
+namespace deltabox {
+
+namespace {
+
+bool has_ns(const oci::Config& c, oci::NamespaceType t) { return c.has_namespace(t); }
+
+void join_session_keyring(const std::string& id) {
+  // A per-container session keyring keeps the host's keys out of reach, as runc does.
+  std::string name = "_ses." + id;
+  ::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.c_str());
+}
+
+void setup_rootfs(const InitContext& ctx, const SyncChannel& parent) {
+  const auto& config = *ctx.config;
+  const bool in_userns = has_ns(config, oci::NamespaceType::user);
+  MountContext mounts{config, ctx.rootfs.string(), ctx.bundle.string(), in_userns,
+                      [&](const std::string& target, unsigned long flags) {
+                        cgroups::mount_cgroupfs(target, *ctx.cgroups,
+                                                has_ns(config, oci::NamespaceType::cgroup), flags);
+                      },
+                      config.linux ? config.linux->mount_label : std::string()};
+  std::string propagation = config.linux ? config.linux->rootfs_propagation : std::string();
+  set_root_propagation(propagation);
+  bind_rootfs(ctx.rootfs.string());
+  mount_entries(mounts);
+  create_devices(mounts);
+  if (config.process && config.process->terminal) create_console_mount_point(mounts);
+  if (config.hooks && (!config.hooks->create_runtime.empty() || !config.hooks->prestart.empty())) {
+    parent.send(SyncMsg::run_hooks, "createRuntime");
+    parent.expect(SyncMsg::proceed, "createRuntime hooks");
+  }
+  if (ctx.no_pivot)
+    move_root_chroot(ctx.rootfs.string());
+  else
+    pivot_root(ctx.rootfs.string());
+}
+
+// /dev/console is the pty slave, bind-mounted over the placeholder file the rootfs created.
+void bind_console(const std::string& slave_path) {
+  if (::mount(slave_path.c_str(), "/dev/console", nullptr, MS_BIND, nullptr) < 0)
+    throw_errno(fmt::format("bind {} on /dev/console", slave_path));
+}
+
+void setup_console(const InitContext& ctx) {
+  const auto& process = *ctx.config->process;
+  if (!process.terminal) return;
+  Pty pty = open_pty("/dev/ptmx");
+  if (process.console_size)
+    set_window_size(pty.master.get(), static_cast<uint16_t>(process.console_size->height),
+                    static_cast<uint16_t>(process.console_size->width));
+  if (has_ns(*ctx.config, oci::NamespaceType::mount)) bind_console(pty.slave_path);
+  send_fd(ctx.console_socket, pty.master.get(), "/dev/ptmx");
+  ::close(ctx.console_socket);
+  make_controlling_terminal(pty.slave.get());
+  dup_onto_stdio(pty.slave.get());
+}
+
+void finish_rootfs(const InitContext& ctx) {
+  const auto& config = *ctx.config;
+  if (!config.linux) return;
+  mask_paths(config.linux->masked_paths);
+  readonly_paths(config.linux->readonly_paths);
+  write_sysctls(config.linux->sysctl);
+}
+
+void wait_for_start(int fifo) {
+  char byte;
+  for (;;) {
+    ssize_t n = ::read(fifo, &byte, 1);
+    if (n == 1) break;
+    if (n < 0 && errno == EINTR) continue;
+    throw_errno("wait for start");
+  }
+  ::close(fifo);
+}
+
+[[noreturn]] void init_main(const InitContext& ctx, const SyncChannel& parent) {
+  const auto& config = *ctx.config;
+  const auto& process = *config.process;
+  if (::setsid() < 0) throw_errno("setsid");
+  if (ctx.new_keyring) join_session_keyring(ctx.id);
+  if (has_ns(config, oci::NamespaceType::network) && !config.find_namespace(oci::NamespaceType::network)->path.size())
+    bring_up_loopback();
+  if (has_ns(config, oci::NamespaceType::mount)) {
+    setup_rootfs(ctx, parent);
+  } else {
+    if (::chroot(ctx.rootfs.c_str()) < 0) throw_errno("chroot");
+    if (::chdir("/") < 0) throw_errno("chdir /");
+  }
+  setup_console(ctx);
+  finish_rootfs(ctx);
+  if (has_ns(config, oci::NamespaceType::uts)) {
+    if (!config.hostname.empty()) set_hostname(config.hostname);
+    if (!config.domainname.empty()) set_domainname(config.domainname);
+  }
+  if (config.root && config.root->readonly && has_ns(config, oci::NamespaceType::mount)) remount_root_readonly();
+  if (process.oom_score_adj) set_oom_score_adj(*process.oom_score_adj);
+  apply_rlimits(process.rlimits);
+
+  oci::Process effective = process;
+  effective.env.insert(effective.env.end(), ctx.extra_env.begin(), ctx.extra_env.end());
+  ExecTarget target = resolve_exec_target(effective);
+  std::optional<oci::Seccomp> seccomp = config.linux ? config.linux->seccomp : std::nullopt;
+  become_process_identity(effective, seccomp);
+
+  parent.send(SyncMsg::ready);
+  // The parent saves the state, then lets us outlive it.
+  parent.expect(SyncMsg::proceed, "save container state");
+  if (::prctl(PR_SET_PDEATHSIG, 0) < 0) throw_errno("clear parent death signal");
+  parent.send(SyncMsg::ready);
+
+  wait_for_start(ctx.start_fifo);
+  apply_final_security(effective, seccomp);
+  exec_target(target);
+}
+
+}  // namespace
+
+void run_container_init(const InitContext& ctx, const SyncChannel& parent) {
+  try {
+    init_main(ctx, parent);
+  } catch (const std::exception& e) {
+    try {
+      parent.send(SyncMsg::error, e.what());
+    } catch (...) {
+    }
+    // After `start` the parent is gone; stderr is the container's, the only place left.
+    ::dprintf(2, "deltabox: %s\n", e.what());
+  }
+  ::_exit(127);
+}
+
+}  // namespace deltabox

@@ -1,0 +1,37 @@
+#pragma once
+// The last steps every container process takes before execve, shared by the container init and
+// by exec: identity (user, groups, cwd, capabilities), then no_new_privs and seccomp, then exec.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <oci/config.hpp>
+
+namespace deltabox {
+
+struct ExecTarget {
+  std::string path;
+  std::vector<std::string> argv;
+  std::vector<std::string> envp;
+};
+
+// Resolves args[0] through the process's PATH inside the current root, and completes the
+// environment (HOME from the container's /etc/passwd, as runc does). Errors read like runc's:
+// exec: "foo": executable file not found in $PATH
+ExecTarget resolve_exec_target(const oci::Process& process);
+
+// umask, groups, uid/gid, cwd, capabilities, in runc's order. Without no_new_privs the seccomp
+// filter is loaded here, while CAP_SYS_ADMIN is still held.
+void become_process_identity(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp);
+
+// With no_new_privs, set it and load seccomp as late as possible so the filter sees only execve.
+void apply_final_security(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp);
+
+[[noreturn]] void exec_target(const ExecTarget& target);
+
+// Marks every fd from `first` up close-on-exec (what the container must not inherit).
+void cloexec_from(int first);
+// Closes every fd from `first` up except those in `keep`.
+void close_fds_except(int first, std::vector<int> keep);
+
+}  // namespace deltabox
