@@ -10,8 +10,15 @@ SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 
 
 def _without_version(cfg):
-    c = dict(cfg)
+    """Drops what legitimately differs between runtimes: the spec version, the hostname, and
+    deltabox's snapshot annotation (its `spec` enables snapshots by default)."""
+    c = json.loads(json.dumps(cfg))
     c.pop("ociVersion", None)
+    c.pop("hostname", None)
+    ann = c.get("annotations", {})
+    ann.pop("io.deltabox.snapshots", None)
+    if not ann:
+        c.pop("annotations", None)
     return c
 
 

@@ -200,8 +200,8 @@ TEST_CASE("capabilities: raising a hard rlimit without CAP_SYS_RESOURCE explains
   } catch (const Error& e) {
     CHECK(e.code() == EPERM);
     CHECK(std::string(e.what()) ==
-          fmt::format("setrlimit RLIMIT_NOFILE soft={0} hard={0}: raising the hard limit above {1} "
-                      "needs CAP_SYS_RESOURCE: Operation not permitted",
+          fmt::format("error setting rlimit type 7: setrlimit RLIMIT_NOFILE soft={0} hard={0}: raising the hard limit above {1} "
+                      "needs CAP_SYS_RESOURCE: operation not permitted",
                       target, now.rlim_max));
   }
 }

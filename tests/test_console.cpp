@@ -138,7 +138,7 @@ TEST_CASE("console: connect_console_socket connects, and explains bad paths") {
   const std::string path = std::string(dir_template) + "/console.sock";
 
   CHECK(contains(error_of([&] { connect_console_socket(path); }),
-                 "connect to console socket " + path + ": No such file or directory"));
+                 "connect to console socket " + path + ": no such file or directory"));
   CHECK(contains(error_of([&] { connect_console_socket("/tmp/" + std::string(200, 'x')); }), "is too long"));
   CHECK(contains(error_of([&] { connect_console_socket(""); }), "empty"));
 

@@ -10,24 +10,35 @@ using namespace std::chrono_literals;
 using deltabox::cli::ArgOrder;
 using deltabox::cli::FlagKind;
 using deltabox::cli::FlagSpec;
-using deltabox::cli::ParsedFlags;
-using deltabox::cli::UsageError;
 using deltabox::cli::parse_flags;
 using deltabox::cli::parse_go_duration;
+using deltabox::cli::ParsedFlags;
+using deltabox::cli::UsageError;
 
 namespace {
 
 const std::vector<FlagSpec> kSpecs = {
-    {.name = "bundle", .short_name = "b", .kind = FlagKind::string,
+    {.name = "bundle",
+     .short_name = "b",
+     .kind = FlagKind::string,
      .usage = "path to the root of the bundle directory, defaults to the current directory"},
-    {.name = "detach", .short_name = "d", .kind = FlagKind::boolean, .usage = "detach from the container's process"},
+    {.name = "detach",
+     .short_name = "d",
+     .kind = FlagKind::boolean,
+     .usage = "detach from the container's process"},
     {.name = "no-subreaper", .kind = FlagKind::boolean, .usage = "disable the use of the subreaper"},
     {.name = "lsm-mount-context", .kind = FlagKind::string, .usage = "SELinux mount context"},
     {.name = "env", .short_name = "e", .kind = FlagKind::string_list, .usage = "set environment variables"},
     {.name = "preserve-fds", .kind = FlagKind::uinteger, .usage = "pass N additional file descriptors"},
     {.name = "status-fd", .kind = FlagKind::integer, .default_value = "-1", .usage = "criu status fd"},
-    {.name = "interval", .kind = FlagKind::duration, .default_value = "5s", .usage = "set the stats collection interval"},
-    {.name = "rootless", .kind = FlagKind::string, .default_value = "auto", .usage = "ignore cgroup permission errors"},
+    {.name = "interval",
+     .kind = FlagKind::duration,
+     .default_value = "5s",
+     .usage = "set the stats collection interval"},
+    {.name = "rootless",
+     .kind = FlagKind::string,
+     .default_value = "auto",
+     .usage = "ignore cgroup permission errors"},
     {.name = "log-format", .kind = FlagKind::string, .default_value = "text", .usage = "set the log format"},
     {.name = "force", .short_name = "f", .kind = FlagKind::boolean, .usage = "force"},
     {.name = "criu", .kind = FlagKind::string, .usage = "ignored", .hidden = true},
@@ -42,8 +53,9 @@ using Args = std::vector<std::string>;
 }  // namespace
 
 TEST_CASE("flags: string flag in every Go spelling") {
-  for (const Args& args : {Args{"--bundle", "dir"}, Args{"--bundle=dir"}, Args{"-bundle", "dir"}, Args{"-bundle=dir"},
-                           Args{"-b", "dir"}, Args{"--b", "dir"}, Args{"-b=dir"}, Args{"--b=dir"}}) {
+  for (const Args& args :
+       {Args{"--bundle", "dir"}, Args{"--bundle=dir"}, Args{"-bundle", "dir"}, Args{"-bundle=dir"},
+        Args{"-b", "dir"}, Args{"--b", "dir"}, Args{"-b=dir"}, Args{"--b=dir"}}) {
     CAPTURE(args.front());
     const ParsedFlags flags = parse(args);
     CHECK(flags.has("bundle"));
@@ -69,8 +81,10 @@ TEST_CASE("flags: bool forms and Go's ParseBool literals") {
   CHECK(parse({"--detach=true"}).get_bool("detach"));
   CHECK_FALSE(parse({"-d=false"}).get_bool("detach"));
   CHECK(parse({"-d=false"}).has("detach"));
-  for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"}) CHECK(parse({std::string("-d=") + yes}).get_bool("d"));
-  for (const char* no : {"0", "f", "F", "FALSE", "false", "False"}) CHECK_FALSE(parse({std::string("-d=") + no}).get_bool("d"));
+  for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"})
+    CHECK(parse({std::string("-d=") + yes}).get_bool("d"));
+  for (const char* no : {"0", "f", "F", "FALSE", "false", "False"})
+    CHECK_FALSE(parse({std::string("-d=") + no}).get_bool("d"));
   CHECK_FALSE(parse({}).get_bool("detach"));
   CHECK_FALSE(parse({}).has("detach"));
 }
@@ -83,8 +97,10 @@ TEST_CASE("flags: a bool never consumes the next argument") {
 
 TEST_CASE("flags: invalid bool values") {
   CHECK_THROWS_WITH_AS(parse({"-d=x"}), "invalid boolean value \"x\" for -d: parse error", UsageError);
-  CHECK_THROWS_WITH_AS(parse({"--detach=yes"}), "invalid boolean value \"yes\" for -detach: parse error", UsageError);
-  CHECK_THROWS_WITH_AS(parse({"--detach="}), "invalid boolean value \"\" for -detach: parse error", UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--detach=yes"}), "invalid boolean value \"yes\" for -detach: parse error",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--detach="}), "invalid boolean value \"\" for -detach: parse error",
+                       UsageError);
 }
 
 TEST_CASE("flags: the forms runc's callers send") {
@@ -120,7 +136,8 @@ TEST_CASE("flags: -- ends the flags and is consumed once") {
 }
 
 TEST_CASE("flags: Go's error texts") {
-  CHECK_THROWS_WITH_AS(parse({"--lsm-mount-context"}), "flag needs an argument: -lsm-mount-context", UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--lsm-mount-context"}), "flag needs an argument: -lsm-mount-context",
+                       UsageError);
   CHECK_THROWS_WITH_AS(parse({"-b"}), "flag needs an argument: -b", UsageError);
   CHECK_THROWS_WITH_AS(parse({"-foo"}), "flag provided but not defined: -foo", UsageError);
   CHECK_THROWS_WITH_AS(parse({"--foo=bar", "x"}), "flag provided but not defined: -foo", UsageError);
@@ -146,27 +163,45 @@ TEST_CASE("flags: integers follow strconv.ParseInt/ParseUint with base 0") {
   CHECK(parse({}).get_uint("preserve-fds") == 0);
   CHECK(parse({"--preserve-fds=18446744073709551615"}).get_uint("preserve-fds") == UINT64_MAX);
 
-  CHECK_THROWS_WITH_AS(parse({"--preserve-fds=abc"}), "invalid value \"abc\" for flag -preserve-fds: parse error", UsageError);
-  CHECK_THROWS_WITH_AS(parse({"--preserve-fds=-1"}), "invalid value \"-1\" for flag -preserve-fds: parse error", UsageError);
-  CHECK_THROWS_WITH_AS(parse({"--preserve-fds="}), "invalid value \"\" for flag -preserve-fds: parse error", UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--preserve-fds=abc"}),
+                       "invalid value \"abc\" for flag -preserve-fds: parse error", UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--preserve-fds=-1"}),
+                       "invalid value \"-1\" for flag -preserve-fds: parse error", UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--preserve-fds="}), "invalid value \"\" for flag -preserve-fds: parse error",
+                       UsageError);
   CHECK_THROWS_WITH_AS(parse({"--preserve-fds=18446744073709551616"}),
-                       "invalid value \"18446744073709551616\" for flag -preserve-fds: value out of range", UsageError);
+                       "invalid value \"18446744073709551616\" for flag -preserve-fds: value out of range",
+                       UsageError);
   CHECK_THROWS_WITH_AS(parse({"--status-fd=9223372036854775808"}),
-                       "invalid value \"9223372036854775808\" for flag -status-fd: value out of range", UsageError);
+                       "invalid value \"9223372036854775808\" for flag -status-fd: value out of range",
+                       UsageError);
   for (const char* bad : {"1__0", "_1", "1_", "08", "0x", "1.5", " 1", "0x1g"}) {
     CAPTURE(bad);
-    CHECK_THROWS_WITH_AS(parse({std::string("--status-fd=") + bad}),
-                         ("invalid value \"" + std::string(bad) + "\" for flag -status-fd: parse error").c_str(), UsageError);
+    CHECK_THROWS_WITH_AS(
+        parse({std::string("--status-fd=") + bad}),
+        ("invalid value \"" + std::string(bad) + "\" for flag -status-fd: parse error").c_str(), UsageError);
   }
 }
 
 TEST_CASE("flags: Go durations") {
   const std::vector<std::pair<const char*, std::chrono::nanoseconds>> good = {
-      {"0", 0ns},       {"-0", 0ns},        {"5s", 5s},          {"1m30s", 90s},       {"100ms", 100ms},
-      {"1.5h", 90min},  {"-1.5h", -90min},  {"+5s", 5s},         {".5s", 500ms},       {"5.s", 5s},
-      {"1h2m3s4ms5us6ns", 1h + 2min + 3s + 4ms + 5us + 6ns},     {"2\u00b5s", 2us},    {"2\u03bcs", 2us},
-      {"0.0000000001s", 0ns},                {"9223372036854775807ns", std::chrono::nanoseconds(INT64_MAX)},
-      {"-9223372036854775808ns", std::chrono::nanoseconds(INT64_MIN)},  {"1.000000001s", 1'000'000'001ns},
+      {"0", 0ns},
+      {"-0", 0ns},
+      {"5s", 5s},
+      {"1m30s", 90s},
+      {"100ms", 100ms},
+      {"1.5h", 90min},
+      {"-1.5h", -90min},
+      {"+5s", 5s},
+      {".5s", 500ms},
+      {"5.s", 5s},
+      {"1h2m3s4ms5us6ns", 1h + 2min + 3s + 4ms + 5us + 6ns},
+      {"2\u00b5s", 2us},
+      {"2\u03bcs", 2us},
+      {"0.0000000001s", 0ns},
+      {"9223372036854775807ns", std::chrono::nanoseconds(INT64_MAX)},
+      {"-9223372036854775808ns", std::chrono::nanoseconds(INT64_MIN)},
+      {"1.000000001s", 1'000'000'001ns},
   };
   for (const auto& entry : good) {
     CAPTURE(entry.first);
@@ -179,8 +214,10 @@ TEST_CASE("flags: Go durations") {
     CAPTURE(bad);
     CHECK_FALSE(parse_go_duration(bad).has_value());
   }
-  CHECK_THROWS_WITH_AS(parse({"--interval=5"}), "invalid value \"5\" for flag -interval: parse error", UsageError);
-  CHECK_THROWS_WITH_AS(parse({"--interval", "soon"}), "invalid value \"soon\" for flag -interval: parse error", UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--interval=5"}), "invalid value \"5\" for flag -interval: parse error",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--interval", "soon"}),
+                       "invalid value \"soon\" for flag -interval: parse error", UsageError);
 }
 
 TEST_CASE("flags: repeated flags: lists append, scalars keep the last") {
@@ -192,8 +229,10 @@ TEST_CASE("flags: repeated flags: lists append, scalars keep the last") {
 }
 
 TEST_CASE("flags: the long and short form of one flag together are refused, as urfave does") {
-  CHECK_THROWS_WITH_AS(parse({"-b", "x", "--bundle", "y"}), "Cannot use two forms of the same flag: b bundle", UsageError);
-  CHECK_THROWS_WITH_AS(parse({"--env", "A", "-e", "B"}), "Cannot use two forms of the same flag: e env", UsageError);
+  CHECK_THROWS_WITH_AS(parse({"-b", "x", "--bundle", "y"}), "Cannot use two forms of the same flag: b bundle",
+                       UsageError);
+  CHECK_THROWS_WITH_AS(parse({"--env", "A", "-e", "B"}), "Cannot use two forms of the same flag: e env",
+                       UsageError);
 }
 
 TEST_CASE("flags: -h/--help is a request, not an error") {
@@ -239,11 +278,18 @@ TEST_CASE("flags: accessors reject programming errors") {
 
 TEST_CASE("flags: help lines are aligned like urfave's tabwriter output") {
   const std::vector<FlagSpec> specs = {
-      kSpecs[0], kSpecs[1], kSpecs[4], kSpecs[5], kSpecs[7], kSpecs[8], kSpecs[11],
+      kSpecs[0],
+      kSpecs[1],
+      kSpecs[4],
+      kSpecs[5],
+      kSpecs[7],
+      kSpecs[8],
+      kSpecs[11],
       {.name = "pid-file", .kind = FlagKind::string, .value_name = "path", .usage = "write the pid to path "},
   };
   CHECK(deltabox::cli::format_flag_help(specs) ==
-        "   --bundle value, -b value  path to the root of the bundle directory, defaults to the current directory\n"
+        "   --bundle value, -b value  path to the root of the bundle directory, defaults to the current "
+        "directory\n"
         "   --detach, -d              detach from the container's process\n"
         "   --env value, -e value     set environment variables\n"
         "   --preserve-fds value      pass N additional file descriptors (default: 0)\n"

@@ -189,8 +189,8 @@ TEST_CASE("log: json records are logrus JSONFormatter lines") {
   const std::string tricky = "q\"b\\ <x> & \n\t\r\b\f\x01\x7f caf\u00e9 \u2028\u2029 \xff";
   const std::string line = dlog::format_line(dlog::Format::json, dlog::Level::error, tricky, kWhen);
   CHECK(line ==
-        "{\"level\":\"error\",\"msg\":\"q\\\"b\\\\ \\u003cx\\u003e \\u0026 \\n\\t\\r\\b\\f\\u0001\x7f caf\u00e9 "
-        "\\u2028\\u2029 \\ufffd\",\"time\":\"2026-11-25T10:31:23Z\"}\n");
+        "{\"level\":\"error\",\"msg\":\"q\\\"b\\\\ \\u003cx\\u003e \\u0026 \\n\\t\\r\\b\\f\\u0001\x7f "
+        "caf\u00e9 \\u2028\\u2029 \\ufffd\",\"time\":\"2026-11-25T10:31:23Z\"}\n");
   const auto parsed = nlohmann::json::parse(line);
   CHECK(parsed.at("level") == "error");
   CHECK(parsed.at("msg") == std::string("q\"b\\ <x> & \n\t\r\b\f\x01\x7f caf\u00e9 \u2028\u2029 \ufffd"));
@@ -202,7 +202,8 @@ TEST_CASE("log: terminal records use logrus' colored layout") {
   CHECK(dlog::format_terminal_line(dlog::Level::warn, "caf\u00e9\n", 12) ==
         "\x1b[33mWARN\x1b[0m[0012] caf\u00e9" + std::string(40, ' ') + " \n");
   const std::string long_msg(50, 'x');
-  CHECK(dlog::format_terminal_line(dlog::Level::debug, long_msg, 3) == "\x1b[37mDEBU\x1b[0m[0003] " + long_msg + " \n");
+  CHECK(dlog::format_terminal_line(dlog::Level::debug, long_msg, 3) ==
+        "\x1b[37mDEBU\x1b[0m[0003] " + long_msg + " \n");
   CHECK(dlog::format_terminal_line(dlog::Level::info, "i", 0).starts_with("\x1b[36mINFO\x1b[0m[0000] i "));
 }
 
@@ -244,7 +245,8 @@ TEST_CASE("log: a JSON log file gets exactly one line for a failing run") {
 
   const std::vector<std::string> logged = lines(file.contents());
   REQUIRE(logged.size() == 1);
-  CHECK(mask_time(logged[0]) == R"({"level":"error","msg":"container with given ID already exists","time":"<time>"})");
+  CHECK(mask_time(logged[0]) ==
+        R"({"level":"error","msg":"container with given ID already exists","time":"<time>"})");
   // podman unmarshals the whole file as one object.
   const auto whole = nlohmann::json::parse(file.contents());
   CHECK(whole.at("msg") == "container with given ID already exists");

@@ -480,7 +480,7 @@ TEST_CASE("oci-spec: default_config is runc's spec template") {
   CHECK(p.capabilities->effective == caps);
   CHECK(p.capabilities->permitted == caps);
   CHECK_FALSE(p.capabilities->inheritable);
-  CHECK_FALSE(p.capabilities->ambient);
+  CHECK(p.capabilities->ambient == caps);
   CHECK(p.rlimits == std::vector<oci::Rlimit>{{"RLIMIT_NOFILE", 1024, 1024}});
 
   std::vector<std::string> destinations;
@@ -494,9 +494,9 @@ TEST_CASE("oci-spec: default_config is runc's spec template") {
   const oci::Linux& l = c.linux.value();
   std::vector<std::string> namespaces;
   for (const oci::Namespace& ns : l.namespaces) namespaces.push_back(oci::namespace_type_name(ns.type));
-  CHECK(namespaces == std::vector<std::string>{"pid", "network", "ipc", "uts", "mount", "cgroup"});
+  CHECK(namespaces == std::vector<std::string>{"pid", "network", "ipc", "uts", "mount"});
   CHECK(l.resources->devices == std::vector<oci::DeviceCgroupRule>{{.allow = false, .access = "rwm"}});
-  CHECK(l.masked_paths.size() == 11);
+  CHECK(l.masked_paths.size() == 10);
   CHECK(l.masked_paths.front() == "/proc/acpi");
   CHECK(l.readonly_paths ==
         std::vector<std::string>{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});

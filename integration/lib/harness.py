@@ -42,7 +42,7 @@ CG = util.CGROUP_ROOT
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="integration/run",
                                 description="deltabox end-to-end tests (run as root)")
-    p.add_argument("-k", dest="patterns", action="append", default=[],
+    p.add_argument("-k", dest="patterns", action="append", default=[], metavar="PATTERN",
                    help="run tests whose name contains PATTERN (glob if it has * ? [); repeatable")
     p.add_argument("--runtime", default=None,
                    help="runtime binary (default: $DELTABOX or build/src/cli/deltabox)")
@@ -219,6 +219,8 @@ def reaper_main(args, info):
         for ln, target in info["links"].items():
             os.symlink(target, os.path.join(CG, ln))
         sh("mount", "-t", "tmpfs", "-o", "mode=755", "deltabox-it-tmp", tmp)
+        # a runtime's default state (/run/runc, /run/deltabox) must not touch the host's
+        sh("mount", "-t", "tmpfs", "-o", "mode=755", "deltabox-it-run", "/run")
         for h in info["hier"]:
             procs = util.read_file(os.path.join(CG, h["name"], "cgroup.procs")).split()
             if "1" not in procs:
@@ -393,7 +395,6 @@ def worker_main(args, info):
     make_template_rootfs(run["rootfs_template"])
 
     counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
-    runtime_ok = os.access(args.runtime, os.X_OK) and os.path.isfile(args.runtime)
     print(f"# runtime {args.runtime}; {len(tests)} tests; -j{args.jobs}; tmp {run['tmp']}",
           flush=True)
     baseline = {h: set(os.listdir(h)) for h in run["hier"]}
@@ -412,6 +413,27 @@ def worker_main(args, info):
         if detail:
             print(_indent(detail), flush=True)
 
+    try:
+        _loop(args, run, pending, running, counts, report, baseline)
+    except KeyboardInterrupt:
+        for job in running.values():
+            util.cgroup_kill_all(job["cgroups"], timeout=5)
+        print(f"INTERRUPTED with {len(running)} test(s) running and {len(pending)} not run",
+              flush=True)
+        counts["FAIL"] += 1
+    if args.jobs > 1:
+        leaks = root_leaks(run, baseline)
+        if leaks:
+            counts["FAIL"] += 1
+            print("FAIL <end-of-run leak check>: " + "; ".join(leaks), flush=True)
+    print(f"# {time.monotonic() - t_start:.1f}s", flush=True)
+    print(f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped",
+          flush=True)
+    return 1 if counts["FAIL"] else 0
+
+
+def _loop(args, run, pending, running, counts, report, baseline):
+    runtime_ok = os.access(args.runtime, os.X_OK) and os.path.isfile(args.runtime)
     while pending or running:
         while pending and len(running) < args.jobs:
             idx, (name, fn) = pending.pop(0)
@@ -452,17 +474,7 @@ def worker_main(args, info):
                 os.close(job["fd"])
                 job["fd"] = None
             del running[pid]
-            finish_test(job, st, run, args, report,
-                        exact=(args.jobs == 1), baseline=baseline, others=running)
-    if args.jobs > 1:
-        leaks = root_leaks(run, baseline, set())
-        if leaks:
-            counts["FAIL"] += 1
-            print("FAIL <end-of-run leak check>: " + "; ".join(leaks), flush=True)
-    print(f"# {time.monotonic() - t_start:.1f}s", flush=True)
-    print(f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped",
-          flush=True)
-    return 1 if counts["FAIL"] else 0
+            finish_test(job, st, run, args, report, exact=(args.jobs == 1), baseline=baseline)
 
 
 def _indent(s, prefix="    "):
@@ -526,7 +538,10 @@ def run_in_child(ctx, fn):
         first = (str(e).strip().split("\n")[0] if str(e).strip() else type(e).__name__)
         if not isinstance(e, AssertionError):
             first = f"{type(e).__name__}: {first}"
-        res = {"status": "FAIL", "msg": first[:300], "detail": "".join(tb[-6:])}
+        detail = "".join(tb[-6:])
+        if len(detail) > 4000:
+            detail = detail[:2000] + f"\n[... {len(detail) - 3500} chars ...]\n" + detail[-1500:]
+        res = {"status": "FAIL", "msg": first[:300], "detail": detail}
     errs = ctx.finalize()
     if errs and res["status"] != "FAIL":
         res = {"status": "FAIL", "msg": "cleanup failed: " + errs[0], "detail": "\n".join(errs)}
@@ -536,7 +551,7 @@ def run_in_child(ctx, fn):
     return res
 
 
-def finish_test(job, st, run, args, report, exact, baseline, others):
+def finish_test(job, st, run, args, report, exact, baseline):
     ctx = job["ctx"]
     try:
         res = json.loads(job["buf"].decode() or "null")
@@ -549,8 +564,7 @@ def finish_test(job, st, run, args, report, exact, baseline, others):
         res = {"status": "FAIL", "msg": f"test process died ({_wait_desc(st)})", "detail": ""}
     leaks = test_leaks(ctx, job["cgroups"])
     if exact:
-        others_cg = set()
-        leaks += root_leaks(run, baseline, others_cg)
+        leaks += root_leaks(run, baseline)
     cleanup_errs = cleanup_test(ctx, job["cgroups"], run, baseline if exact else None)
     if leaks and res["status"] != "FAIL":
         res = {"status": "FAIL", "msg": "left behind: " + "; ".join(leaks), "detail": "",
@@ -590,10 +604,13 @@ def test_leaks(ctx, cgroups):
     m = util.mounts_under(ctx.tmp)
     if m:
         leaks.append(f"mounts {sorted(set(m))}")
+    found = {}
     for d in cgroups:
-        subs = util.cgroup_subdirs(d)
-        if subs:
-            leaks.append(f"cgroups {[os.path.relpath(s, CG) for s in subs]}")
+        for sub in util.cgroup_subdirs(d):
+            h, _, rel = os.path.relpath(sub, CG).partition("/")
+            found.setdefault(rel, []).append(h)
+    if found:
+        leaks.append(_describe_cgroups(found, len(cgroups)))
     pids = set()
     for d in cgroups:
         if os.path.isdir(d):
@@ -607,16 +624,18 @@ def test_leaks(ctx, cgroups):
     return leaks
 
 
-def root_leaks(run, baseline, exclude_dirs):
+def root_leaks(run, baseline):
     """Leaks outside test cgroups: new cgroup dirs directly below the run's root that are not
     test-<n>, and processes in the run's cgroup other than the harness's (pid 1, the worker)."""
     leaks = []
     mine = {1, os.getpid()}
+    found = {}
     for h in run["hier"]:
-        new = [e for e in set(os.listdir(h)) - baseline[h]
-               if os.path.isdir(os.path.join(h, e)) and not e.startswith("test-")]
-        if new:
-            leaks.append(f"cgroups {[os.path.join(os.path.basename(h), e) for e in sorted(new)]}")
+        for e in set(os.listdir(h)) - baseline[h]:
+            if os.path.isdir(os.path.join(h, e)) and not e.startswith("test-"):
+                found.setdefault(e, []).append(os.path.basename(h))
+    if found:
+        leaks.append(_describe_cgroups(found, len(run["hier"])))
     pids = set()
     for h in run["hier"]:
         pids |= util.cgroup_pids_outside(h, "test-")
@@ -624,6 +643,15 @@ def root_leaks(run, baseline, exclude_dirs):
     if pids:
         leaks.append(f"processes outside test cgroups {_describe_pids(pids)}")
     return leaks
+
+
+def _describe_cgroups(found, nhier):
+    """{relpath: [hierarchies]} -> 'cgroups a/b (all hierarchies), c (memory,pids)'."""
+    parts = []
+    for rel in sorted(found):
+        hs = found[rel]
+        parts.append(f"{rel} ({'all hierarchies' if len(hs) == nhier else ','.join(sorted(hs))})")
+    return "cgroups " + ", ".join(parts)
 
 
 def _describe_pids(pids):

@@ -18,8 +18,10 @@ class Result:
         return iter((self.rc, self.out, self.err))
 
     def __repr__(self):
-        return (f"Result(rc={self.rc}, cmd={shlex.join(self.args)!r},\n  out={_clip(self.out)!r},\n"
-                f"  err={_clip(self.err)!r})")
+        errs = [ln for ln in self.err.strip().split("\n") if ln.strip()]
+        last = errs[-1][:240] if errs else ""
+        return (f"[rc={self.rc} err: {last}] {shlex.join(self.args)}\n"
+                f"  out={_clip(self.out)!r}\n  err={_clip(self.err)!r}")
 
     def json(self):
         return json.loads(self.out)

@@ -268,3 +268,11 @@ def cgroup_pids_outside(path, prefix):
         if os.path.isdir(d) and not os.path.islink(d) and not e.startswith(prefix):
             pids |= cgroup_pids(d)
     return pids
+
+
+def timeout(seconds):
+    """Decorator: a per-test timeout other than the runner's default."""
+    def deco(fn):
+        fn.timeout = seconds
+        return fn
+    return deco

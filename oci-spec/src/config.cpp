@@ -848,8 +848,8 @@ json to_json(const Process& process) { return write_process(process); }
 json to_json(const Resources& resources) { return write_resources(resources); }
 
 // ---------------------------------------------------------------------------------------------
-// default_config: runc's `runc spec` template (libcontainer/specconv/example.go), made
-// deterministic: the cgroup namespace is always listed, as runc does on every cgroup v2 host.
+// default_config: runc 1.1's `runc spec` template (libcontainer/specconv/example.go) as it comes
+// out on a cgroup v1/hybrid host, plus deltabox's own hostname and the snapshots annotation.
 
 namespace {
 
@@ -866,7 +866,7 @@ Process default_process() {
           .args = {"sh"},
           .env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"},
           .cwd = "/",
-          .capabilities = Capabilities{.bounding = caps, .effective = caps, .permitted = caps},
+          .capabilities = Capabilities{.bounding = caps, .effective = caps, .permitted = caps, .ambient = caps},
           .rlimits = {{.type = "RLIMIT_NOFILE", .hard = 1024, .soft = 1024}},
           .no_new_privileges = true};
 }
@@ -887,11 +887,10 @@ Linux default_linux() {
                          {NamespaceType::network},
                          {NamespaceType::ipc},
                          {NamespaceType::uts},
-                         {NamespaceType::mount},
-                         {NamespaceType::cgroup}},
+                         {NamespaceType::mount}},
           .masked_paths = {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                           "/proc/scsi", "/sys/devices/virtual/tpm"},
+                           "/proc/scsi"},
           .readonly_paths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}};
 }
 

@@ -126,7 +126,7 @@ int exec_command(const GlobalOptions& global, const ParsedFlags& flags) {
     options.preserve_fds = static_cast<int>(flags.get_uint("preserve-fds"));
     options.ignore_paused = flags.get_bool("ignore-paused");
     const bool detach = flags.get_bool("detach");
-    if (!detach && !options.console_socket.empty())
+    if (!options.console_socket.empty() && (!detach || !options.process.terminal))
       fail("cannot use console socket if runc will not detach or allocate tty");
     if (!flags.get_list("cgroup").empty()) fail("--cgroup is not supported yet");
     if (detach) {

@@ -28,7 +28,14 @@ int spec_command(const GlobalOptions&, const ParsedFlags& flags) {
 }
 
 int features_command(const GlobalOptions&, const ParsedFlags&) {
-  std::printf("%s\n", oci::to_json(runtime_features()).dump(4).c_str());
+  // The two required versions lead, as in runc's output; the rest follows in key order.
+  auto json = oci::to_json(runtime_features());
+  nlohmann::ordered_json out;
+  out["ociVersionMin"] = json["ociVersionMin"];
+  out["ociVersionMax"] = json["ociVersionMax"];
+  for (const auto& [key, value] : json.items())
+    if (!out.contains(key)) out[key] = value;
+  std::printf("%s\n", out.dump(4).c_str());
   return 0;
 }
 

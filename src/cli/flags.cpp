@@ -94,7 +94,9 @@ Parsed<int64_t> go_parse_int(std::string_view s) {
     return {negative ? std::numeric_limits<int64_t>::min() : std::numeric_limits<int64_t>::max(),
             NumStatus::range};
   }
-  if (negative) return {u.value == kCutoff ? std::numeric_limits<int64_t>::min() : -static_cast<int64_t>(u.value), NumStatus::ok};
+  if (negative)
+    return {u.value == kCutoff ? std::numeric_limits<int64_t>::min() : -static_cast<int64_t>(u.value),
+            NumStatus::ok};
   return {static_cast<int64_t>(u.value), NumStatus::ok};
 }
 
@@ -180,17 +182,20 @@ std::optional<std::string_view> num_rejection(NumStatus status) {
   return status == NumStatus::range ? "value out of range" : "parse error";
 }
 
-// The reason Go's flag.Value.Set gives for a bad value, nullopt when the value is fine.
+// The reason Go's flag.Value.Set gives for a bad value, nullopt when the value is fine. Bools are
+// checked by parse_one, which words their error differently.
 std::optional<std::string_view> rejection(FlagKind kind, std::string_view value) {
   switch (kind) {
-    case FlagKind::boolean:
-      return parse_go_bool(value) ? std::nullopt : std::optional<std::string_view>("parse error");
-    case FlagKind::integer: return num_rejection(go_parse_int(value).status);
-    case FlagKind::uinteger: return num_rejection(go_parse_uint(value).status);
+    case FlagKind::integer:
+      return num_rejection(go_parse_int(value).status);
+    case FlagKind::uinteger:
+      return num_rejection(go_parse_uint(value).status);
     case FlagKind::duration:
       return parse_go_duration(value) ? std::nullopt : std::optional<std::string_view>("parse error");
+    case FlagKind::boolean:
     case FlagKind::string:
-    case FlagKind::string_list: return std::nullopt;
+    case FlagKind::string_list:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -272,7 +277,8 @@ size_t parse_one(std::vector<FlagValues>& flags, std::span<const std::string> ar
   if (flag->spec.kind == FlagKind::boolean) {
     // A bool never takes the next argument: "-d false" is -d plus a positional "false".
     const std::optional<bool> on = parse_go_bool(value.value_or("true"));
-    if (!on) throw UsageError(fmt::format("invalid boolean value {} for -{}: parse error", go_quote(*value), name));
+    if (!on)
+      throw UsageError(fmt::format("invalid boolean value {} for -{}: parse error", go_quote(*value), name));
     record(*flag, name, *on ? "true" : "false");
     return i;
   }
@@ -291,7 +297,8 @@ size_t parse_one(std::vector<FlagValues>& flags, std::span<const std::string> ar
 void check_single_form(const std::vector<FlagValues>& flags) {
   for (const FlagValues& flag : flags) {
     if (flag.given_as_name && flag.given_as_short) {
-      throw UsageError(fmt::format("Cannot use two forms of the same flag: {} {}", flag.spec.short_name, flag.spec.name));
+      throw UsageError(
+          fmt::format("Cannot use two forms of the same flag: {} {}", flag.spec.short_name, flag.spec.name));
     }
   }
 }
@@ -332,12 +339,16 @@ std::string help_names(const FlagSpec& spec) {
 std::string help_default(const FlagSpec& spec) {
   const std::string& value = spec.default_value;
   switch (spec.kind) {
-    case FlagKind::boolean: return "";
+    case FlagKind::boolean:
+      return "";
     case FlagKind::string:
-    case FlagKind::string_list: return value.empty() ? "" : " (default: " + go_quote(value) + ")";
+    case FlagKind::string_list:
+      return value.empty() ? "" : " (default: " + go_quote(value) + ")";
     case FlagKind::integer:
-    case FlagKind::uinteger: return " (default: " + (value.empty() ? "0" : value) + ")";
-    case FlagKind::duration: return " (default: " + (value.empty() ? "0s" : value) + ")";
+    case FlagKind::uinteger:
+      return " (default: " + (value.empty() ? "0" : value) + ")";
+    case FlagKind::duration:
+      return " (default: " + (value.empty() ? "0s" : value) + ")";
   }
   return "";
 }
@@ -383,8 +394,9 @@ std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view s) {
 ParsedFlags parse_flags(std::span<const FlagSpec> specs, std::span<const std::string> args, ArgOrder order) {
   ParsedFlags out;
   out.flags_ = make_flag_set(specs);
-  std::vector<std::string> argv = order == ArgOrder::reorder ? reorder_args(out.flags_, args)
-                                                             : std::vector<std::string>(args.begin(), args.end());
+  std::vector<std::string> argv = order == ArgOrder::reorder
+                                      ? reorder_args(out.flags_, args)
+                                      : std::vector<std::string>(args.begin(), args.end());
   size_t i = 0;
   while (i < argv.size() && argv[i].size() >= 2 && argv[i][0] == '-') {
     if (argv[i] == "--") {

@@ -93,7 +93,7 @@ class ParsedFlags {
 std::string format_flag_help(std::span<const FlagSpec> specs);
 
 // Go's parsers, for values that arrive outside flags (e.g. a duration in a config file).
-std::optional<bool> parse_go_bool(std::string_view s);                     // strconv.ParseBool
+std::optional<bool> parse_go_bool(std::string_view s);                          // strconv.ParseBool
 std::optional<std::chrono::nanoseconds> parse_go_duration(std::string_view s);  // time.ParseDuration
 
 }  // namespace deltabox::cli

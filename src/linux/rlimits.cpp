@@ -58,8 +58,9 @@ void apply_one(const char* name, int resource, const oci::Rlimit& limit, pid_t p
   rlimit current{};
   if (::prlimit(pid, static_cast<__rlimit_resource>(resource), &wanted, &current) == 0) return;
   const int err = errno;
-  std::string context = fmt::format("setrlimit {} soft={} hard={}", name, limit_text(wanted.rlim_cur),
-                                    limit_text(wanted.rlim_max));
+  // runc's wording first ("error setting rlimit type 7"), which callers may match on.
+  std::string context = fmt::format("error setting rlimit type {}: setrlimit {} soft={} hard={}", resource, name,
+                                    limit_text(wanted.rlim_cur), limit_text(wanted.rlim_max));
   // The failed call does not report the old limit: fetch it to explain the refusal.
   if (::prlimit(pid, static_cast<__rlimit_resource>(resource), nullptr, &current) == 0) {
     std::string reason = refusal_reason(err, resource, wanted, current);

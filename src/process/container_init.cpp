@@ -1,5 +1,6 @@
 #include "process/container_init.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -12,6 +13,7 @@
 #include "linux/netlink.hpp"
 #include "linux/rlimits.hpp"
 #include "linux/rootfs.hpp"
+#include "linux/safe_path.hpp"
 #include "linux/devices.hpp"
 #include "linux/namespaces.hpp"
 #include "process/clone.hpp"
@@ -30,6 +32,14 @@ void join_session_keyring(const std::string& id) {
   ::syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.c_str());
 }
 
+// runc creates a missing working directory inside the rootfs rather than failing.
+void create_cwd(const std::filesystem::path& rootfs, const std::string& cwd) {
+  if (cwd.empty() || cwd == "/") return;
+  UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) throw_errno(fmt::format("open rootfs {}", rootfs.string()));
+  mkdir_all_in_root(root.get(), cwd, 0755);
+}
+
 void setup_rootfs(const InitContext& ctx, const SyncChannel& parent) {
   const auto& config = *ctx.config;
   const bool in_userns = has_ns(config, oci::NamespaceType::user);
@@ -43,6 +53,7 @@ void setup_rootfs(const InitContext& ctx, const SyncChannel& parent) {
   set_root_propagation(propagation);
   bind_rootfs(ctx.rootfs.string());
   mount_entries(mounts);
+  create_cwd(ctx.rootfs, config.process->cwd);
   create_devices(mounts);
   if (config.process && config.process->terminal) create_console_mount_point(mounts);
   if (config.hooks && (!config.hooks->create_runtime.empty() || !config.hooks->prestart.empty())) {
@@ -78,9 +89,10 @@ void setup_console(const InitContext& ctx) {
 void finish_rootfs(const InitContext& ctx) {
   const auto& config = *ctx.config;
   if (!config.linux) return;
+  // Sysctls go in before /proc/sys turns read-only.
+  write_sysctls(config.linux->sysctl);
   mask_paths(config.linux->masked_paths);
   readonly_paths(config.linux->readonly_paths);
-  write_sysctls(config.linux->sysctl);
 }
 
 void wait_for_start(int fifo) {

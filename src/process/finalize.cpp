@@ -58,9 +58,10 @@ std::string look_path(const std::string& file, const std::vector<std::string>& e
     if (!is_executable_file(file)) fail("exec: \"{}\": permission denied", file);
     return file;
   }
-  std::string path = has_env(env, "PATH") ? env_value(env, "PATH") : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  // Only the process's own PATH counts, as with runc: no environment, no search path.
+  std::string path = env_value(env, "PATH");
   std::stringstream dirs(path);
-  for (std::string dir; std::getline(dirs, dir, ':');) {
+  for (std::string dir; !path.empty() && std::getline(dirs, dir, ':');) {
     if (dir.empty()) dir = ".";
     std::string candidate = dir + "/" + file;
     if (is_executable_file(candidate)) return candidate;

@@ -47,7 +47,7 @@ UniqueFd lock_dir(const std::filesystem::path& path) {
 
 void validate_container_id(const std::string& id) {
   if (id.empty() || id == "." || id == ".." || !std::all_of(id.begin(), id.end(), valid_id_char))
-    fail("invalid id format: {}", id);
+    fail("invalid container ID format");
 }
 
 StateStore::StateStore(std::filesystem::path root) : root_(std::move(root)) {

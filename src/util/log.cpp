@@ -73,14 +73,22 @@ void append_hex(std::string& out, const char* prefix, uint32_t value, int digits
 // The backslash escapes Go shares between strconv.Quote and encoding/json; strconv adds \a, \v.
 const char* short_escape(char32_t r, bool with_bell_and_vtab) {
   switch (r) {
-    case '\b': return "\\b";
-    case '\f': return "\\f";
-    case '\n': return "\\n";
-    case '\r': return "\\r";
-    case '\t': return "\\t";
-    case '\a': return with_bell_and_vtab ? "\\a" : nullptr;
-    case '\v': return with_bell_and_vtab ? "\\v" : nullptr;
-    default: return nullptr;
+    case '\b':
+      return "\\b";
+    case '\f':
+      return "\\f";
+    case '\n':
+      return "\\n";
+    case '\r':
+      return "\\r";
+    case '\t':
+      return "\\t";
+    case '\a':
+      return with_bell_and_vtab ? "\\a" : nullptr;
+    case '\v':
+      return with_bell_and_vtab ? "\\v" : nullptr;
+    default:
+      return nullptr;
   }
 }
 
@@ -134,10 +142,14 @@ void append_json_string(std::string& out, std::string_view s) {
 // logrus' Level.String(): note "warning", not "warn".
 std::string_view level_name(Level level) {
   switch (level) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warning";
-    case Level::error: return "error";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warning";
+    case Level::error:
+      return "error";
   }
   return "error";
 }
@@ -146,21 +158,19 @@ std::string_view level_name(Level level) {
 std::string rfc3339(std::time_t when) {
   struct tm tm {};
   ::localtime_r(&when, &tm);
-  std::string out = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900,
-                                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::string out = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
+                                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   const long offset_minutes = tm.tm_gmtoff / 60;
   if (offset_minutes == 0) return out + 'Z';
   const long magnitude = std::labs(offset_minutes);
-  return out + fmt::format("{}{:02}:{:02}", offset_minutes < 0 ? '-' : '+', magnitude / 60,
-                           magnitude % 60);
+  return out + fmt::format("{}{:02}:{:02}", offset_minutes < 0 ? '-' : '+', magnitude / 60, magnitude % 60);
 }
 
 // logrus TextFormatter.needsQuoting: anything outside this set gets %q.
 bool needs_quoting(std::string_view text) {
   for (const char c : text) {
     const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                       c == '-' || c == '.' || c == '_' || c == '/' || c == '@' || c == '^' ||
-                       c == '+';
+                       c == '-' || c == '.' || c == '_' || c == '/' || c == '@' || c == '^' || c == '+';
     if (!plain) return true;
   }
   return false;
@@ -291,8 +301,8 @@ std::string format_terminal_line(Level level, std::string_view msg, long seconds
   if (msg.ends_with('\n')) msg.remove_suffix(1);  // logrus trims one, like the stdlib log package
   const size_t pad = 44 - std::min<size_t>(44, rune_count(msg));
   // Go's "%-44s " pads the message, and logrus ends the line after that space.
-  return fmt::format("\x1b[{}m{}\x1b[0m[{:04}] {}{} \n", kColor[index], kTag[index], seconds_since_start,
-                     msg, std::string(pad, ' '));
+  return fmt::format("\x1b[{}m{}\x1b[0m[{:04}] {}{} \n", kColor[index], kTag[index], seconds_since_start, msg,
+                     std::string(pad, ' '));
 }
 
 Format parse_format(std::string_view name) {
