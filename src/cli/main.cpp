@@ -78,7 +78,10 @@ void check_arg_count(const Command& c, size_t n) {
 int run_command(const Command& command, const GlobalOptions& global, std::span<const std::string> args) {
   ParsedFlags flags;
   try {
-    flags = parse_flags(command.flags, args);
+    // runc moves flags given after the container id to the front, except where the trailing
+    // arguments belong to another program (exec's command, ps's options).
+    const bool reorder = command.name != "exec" && command.name != "ps";
+    flags = parse_flags(command.flags, args, reorder ? ArgOrder::reorder : ArgOrder::flags_first);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "Incorrect Usage: %s\n\n", e.what());
     print_command_help(command);

@@ -6,6 +6,7 @@
 #include "container/container.hpp"
 #include "container/validate.hpp"
 #include "linux/console.hpp"
+#include "process/hooks.hpp"
 #include "process/launcher.hpp"
 #include "process/listen_fds.hpp"
 #include "util/error.hpp"
@@ -96,6 +97,11 @@ Container Container::create(const StateStore& store, const CreateOptions& option
     spec.init.console_socket = console ? console.get() : options.console_socket_fd;
     spec.init.start_fifo = fifo.get();
     spec.init.inherited_fds = socket_activation_fds(spec.init.extra_env) + options.preserve_fds;
+    spec.run_hooks = [&](const std::string&, pid_t pid) {
+      HookState hook{options.id, oci::Status::creating, pid, options.bundle.string(), config.annotations};
+      run_hooks(config.hooks->prestart, hook, "prestart");
+      run_hooks(config.hooks->create_runtime, hook, "createRuntime");
+    };
     init = launch_init(spec);
 
     state.init_pid = init.pid;

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "container/container.hpp"
+#include "process/hooks.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
 
@@ -13,6 +14,10 @@ namespace deltabox {
 void Container::remove_everything(cgroups::Manager& cgroups) {
   cgroups.destroy();
   store_->remove_dir(state_.id);
+  auto config = state_.parsed_config();
+  if (config.hooks)
+    run_hooks_warn_only(config.hooks->poststop,
+                        {state_.id, oci::Status::stopped, 0, state_.bundle.string(), config.annotations}, "poststop");
 }
 
 void Container::destroy(bool force) {

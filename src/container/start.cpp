@@ -1,8 +1,10 @@
 // `start`: let a created container's init exec the user's process.
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "container/container.hpp"
+#include "process/hooks.hpp"
 #include "util/error.hpp"
 
 namespace deltabox {
@@ -25,6 +27,16 @@ void Container::start() {
   }
   if (::write(fd.get(), "0", 1) != 1) throw_errno("signal the container to start");
   ::unlink(fifo.c_str());
+  // The init holds the fifo until its execve: with no events requested, poll wakes on POLLERR
+  // once no reader is left, i.e. when the user's process runs (or the init died).
+  pollfd pfd{fd.get(), 0, 0};
+  while (::poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+  }
+  auto config = state_.parsed_config();
+  if (config.hooks)
+    run_hooks_warn_only(config.hooks->poststart,
+                        {state_.id, oci::Status::running, state_.init_pid, state_.bundle.string(), config.annotations},
+                        "poststart");
 }
 
 }  // namespace deltabox

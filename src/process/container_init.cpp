@@ -18,6 +18,7 @@
 #include "linux/namespaces.hpp"
 #include "process/clone.hpp"
 #include "process/finalize.hpp"
+#include "process/hooks.hpp"
 #include "util/error.hpp"
 
 namespace deltabox {
@@ -40,7 +41,22 @@ void create_cwd(const std::filesystem::path& rootfs, const std::string& cwd) {
   mkdir_all_in_root(root.get(), cwd, 0755);
 }
 
-void setup_rootfs(const InitContext& ctx, const SyncChannel& parent) {
+HookState hook_state(const InitContext& ctx, oci::Status status) {
+  HookState state{ctx.id, status, ctx.host_pid, ctx.bundle.string(), ctx.config->annotations};
+  return state;
+}
+
+// The parent runs prestart and createRuntime in the runtime namespace and tells us our pid as
+// the host sees it; createContainer runs here, in the container's namespaces before pivot_root.
+void run_create_hooks(InitContext& ctx, const SyncChannel& parent) {
+  const auto& hooks = ctx.config->hooks;
+  if (!hooks) return;
+  parent.send(SyncMsg::run_hooks, "createRuntime");
+  ctx.host_pid = std::stoi(parent.expect(SyncMsg::proceed, "createRuntime hooks"));
+  run_hooks(hooks->create_container, hook_state(ctx, oci::Status::creating), "createContainer");
+}
+
+void setup_rootfs(InitContext& ctx, const SyncChannel& parent) {
   const auto& config = *ctx.config;
   const bool in_userns = has_ns(config, oci::NamespaceType::user);
   MountContext mounts{config, ctx.rootfs.string(), ctx.bundle.string(), in_userns,
@@ -56,10 +72,7 @@ void setup_rootfs(const InitContext& ctx, const SyncChannel& parent) {
   create_cwd(ctx.rootfs, config.process->cwd);
   create_devices(mounts);
   if (config.process && config.process->terminal) create_console_mount_point(mounts);
-  if (config.hooks && (!config.hooks->create_runtime.empty() || !config.hooks->prestart.empty())) {
-    parent.send(SyncMsg::run_hooks, "createRuntime");
-    parent.expect(SyncMsg::proceed, "createRuntime hooks");
-  }
+  run_create_hooks(ctx, parent);
   if (ctx.no_pivot)
     move_root_chroot(ctx.rootfs.string());
   else
@@ -95,6 +108,8 @@ void finish_rootfs(const InitContext& ctx) {
   readonly_paths(config.linux->readonly_paths);
 }
 
+// The fifo stays open until execve closes it: `start` waits for that to return only once the
+// user's process runs (and startContainer hooks are done).
 void wait_for_start(int fifo) {
   char byte;
   for (;;) {
@@ -103,10 +118,9 @@ void wait_for_start(int fifo) {
     if (n < 0 && errno == EINTR) continue;
     throw_errno("wait for start");
   }
-  ::close(fifo);
 }
 
-[[noreturn]] void init_main(const InitContext& ctx, const SyncChannel& parent) {
+[[noreturn]] void init_main(InitContext& ctx, const SyncChannel& parent) {
   const auto& config = *ctx.config;
   const auto& process = *config.process;
   if (::setsid() < 0) throw_errno("setsid");
@@ -116,6 +130,7 @@ void wait_for_start(int fifo) {
   if (has_ns(config, oci::NamespaceType::mount)) {
     setup_rootfs(ctx, parent);
   } else {
+    run_create_hooks(ctx, parent);
     if (::chroot(ctx.rootfs.c_str()) < 0) throw_errno("chroot");
     if (::chdir("/") < 0) throw_errno("chdir /");
   }
@@ -142,13 +157,14 @@ void wait_for_start(int fifo) {
   parent.send(SyncMsg::ready);
 
   wait_for_start(ctx.start_fifo);
+  if (config.hooks) run_hooks(config.hooks->start_container, hook_state(ctx, oci::Status::created), "startContainer");
   apply_final_security(effective, seccomp);
   exec_target(target);
 }
 
 }  // namespace
 
-void run_container_init(const InitContext& ctx, const SyncChannel& parent) {
+void run_container_init(InitContext& ctx, const SyncChannel& parent) {
   try {
     init_main(ctx, parent);
   } catch (const std::exception& e) {

@@ -24,9 +24,10 @@ struct InitContext {
   int start_fifo = -1;           // read end: a byte arrives when `start` runs
   int inherited_fds = 0;         // fds 3..3+n-1 pass to the container (LISTEN_FDS + --preserve-fds)
   std::vector<std::string> extra_env;  // LISTEN_FDS/LISTEN_PID when sockets are passed
+  pid_t host_pid = 0;            // our pid as the host sees it (learnt when hooks need it)
 };
 
 // Never returns: execs the container process or exits non-zero after sending the error upstream.
-[[noreturn]] void run_container_init(const InitContext& ctx, const SyncChannel& parent);
+[[noreturn]] void run_container_init(InitContext& ctx, const SyncChannel& parent);
 
 }  // namespace deltabox

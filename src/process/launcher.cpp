@@ -122,7 +122,7 @@ LaunchedInit launch_init(LaunchSpec& spec) {
           break;
         case SyncMsg::run_hooks:
           if (spec.run_hooks) spec.run_hooks(msg.payload, init.pid);
-          init.channel.send(SyncMsg::proceed);
+          init.channel.send(SyncMsg::proceed, std::to_string(init.pid));
           break;
         case SyncMsg::ready:
           return init;
