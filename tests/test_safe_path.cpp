@@ -509,6 +509,10 @@ TEST_CASE("rootfs: live sequence in private namespaces") {
       make_mount("/etc/hostfile", "none", "hostfile.txt", {"bind", "ro"}),
       make_mount("/ro-tmp", "tmpfs", "tmpfs", {"ro", "size=1m"}),
   };
+  oci::Mount idmapped = make_mount("/mapped", "bind", (bundle.base() / "hostdata").string(), {"bind", "idmap"});
+  idmapped.uid_mappings = {oci::IdMapping{0, 1000, 1}};
+  idmapped.gid_mappings = {oci::IdMapping{0, 2000, 1}};
+  config.mounts.push_back(idmapped);
   config.linux = oci::Linux{};
   config.linux->devices = {
       oci::Device{"c", "/dev/zero", 1, 5, 0640u, 0u, 0u},
@@ -586,6 +590,9 @@ TEST_CASE("rootfs: live sequence in private namespaces") {
     LIVE_EXPECT(open_for_write_errno("/data/data.txt") == EROFS);
     LIVE_EXPECT(slurp("/etc/hostfile") == "a host file");
     LIVE_EXPECT(open_for_write_errno("/etc/hostfile") == EROFS);
+    // On disk data.txt belongs to 0:0; through the idmapped mount, to 1000:2000.
+    LIVE_EXPECT(::stat("/mapped/data.txt", &st) == 0 && st.st_uid == 1000 && st.st_gid == 2000);
+    LIVE_EXPECT(slurp("/mapped/data.txt") == "hello");
     // A tmpfs asked to be ro was filled rw, then made ro.
     LIVE_EXPECT(is_readonly("/ro-tmp"));
     // Masked: a file reads empty, a directory is an empty read-only tmpfs.
@@ -744,7 +751,7 @@ TEST_CASE("rootfs: device list and /dev setup decisions") {
   CHECK_THROWS_AS(deltabox::root_propagation_flags("bogus"), deltabox::Error);
 }
 
-TEST_CASE("rootfs: live no-pivot, bind-mounted devices, idmapped bind") {
+TEST_CASE("rootfs: live no-pivot with bind-mounted devices") {
   if (::geteuid() != 0) {
     MESSAGE("skipped: needs root");
     return;
@@ -757,13 +764,9 @@ TEST_CASE("rootfs: live no-pivot, bind-mounted devices, idmapped bind") {
 
   oci::Config config;
   config.root = oci::Root{rootfs, false};
-  oci::Mount idmapped = make_mount("/mapped", "bind", (bundle.base() / "hostdata").string(), {"bind", "idmap"});
-  idmapped.uid_mappings = {oci::IdMapping{0, 1000, 1}};
-  idmapped.gid_mappings = {oci::IdMapping{0, 2000, 1}};
   config.mounts = {
       make_mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}),
       make_mount("/dev", "tmpfs", "tmpfs", {"nosuid", "mode=755", "ro"}),
-      idmapped,
   };
   LiveResult result = run_isolated([&] {
     // in_user_namespace only switches device creation to binds here; we are really root.
@@ -780,9 +783,6 @@ TEST_CASE("rootfs: live no-pivot, bind-mounted devices, idmapped bind") {
     LIVE_EXPECT(::stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3);
     LIVE_EXPECT(::stat("/dev/tty", &st) == 0 && S_ISCHR(st.st_mode) && major(st.st_rdev) == 5);
     LIVE_EXPECT(is_readonly("/dev"));
-    // On disk data.txt belongs to 0:0; through the idmapped mount, to 1000:2000.
-    LIVE_EXPECT(::stat("/mapped/data.txt", &st) == 0 && st.st_uid == 1000 && st.st_gid == 2000);
-    LIVE_EXPECT(slurp("/mapped/data.txt") == "hello");
   });
   for (const std::string& m : result.messages) MESSAGE(m);
   CHECK(result.exit_code == 0);

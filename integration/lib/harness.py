@@ -221,6 +221,8 @@ def reaper_main(args, info):
         sh("mount", "-t", "tmpfs", "-o", "mode=755", "deltabox-it-tmp", tmp)
         # a runtime's default state (/run/runc, /run/deltabox) must not touch the host's
         sh("mount", "-t", "tmpfs", "-o", "mode=755", "deltabox-it-run", "/run")
+        # snapshot layers go to a loop-backed btrfs the runtime makes inside the run's tmpfs
+        os.environ["DELTABOX_STORE"] = os.path.join(tmp, "store")
         for h in info["hier"]:
             procs = util.read_file(os.path.join(CG, h["name"], "cgroup.procs")).split()
             if "1" not in procs:

@@ -75,9 +75,4 @@ std::vector<Placement> HybridManager::placements() const {
   return out;
 }
 
-void HybridManager::apply(const oci::Resources& resources) {
-  v1_.apply(resources);
-  v2_.apply(resources);  // hugetlb lives on the cgroup2 side when it is delegated there
-}
-
 }  // namespace deltabox::cgroups

@@ -27,7 +27,6 @@ class HybridManager final : public Manager {
   std::string path(const std::string& controller) const override;
   Layout layout() const override { return Layout::hybrid; }
   std::vector<Placement> placements() const override;
-  void apply(const oci::Resources& resources) override;
   bool can_freeze() const override { return v2_.can_freeze() || v1_.can_freeze(); }
 
  private:

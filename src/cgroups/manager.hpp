@@ -25,6 +25,8 @@ struct Resources;
 
 namespace deltabox::cgroups {
 
+class OomEvents;
+
 enum class FreezerState { thawed, freezing, frozen };
 const char* to_string(FreezerState state);
 
@@ -80,8 +82,17 @@ class Manager {
   // Every hierarchy's placement, in mount order (mount_cgroupfs and to_state use this).
   virtual std::vector<Placement> placements() const = 0;
 
-  // linux.resources. Resource limits come in a later issue: implemented in resources.cpp.
-  virtual void apply(const oci::Resources& resources) = 0;
+  // linux.resources → cgroup files, every field, the way runc's fs/fs2 drivers write them (see
+  // resources.hpp): at create, after create() and before the init enters. A field whose
+  // controller is missing fails with runc's error. Warns that kernel memory fields are ignored.
+  void apply(const oci::Resources& resources);
+  // The update verb: writes merge_resources(current, changes) (unset fields keep their current
+  // values; devices are left alone, as in runc) and returns it for the state file.
+  oci::Resources update(const oci::Resources& current, const oci::Resources& changes);
+  // runc's types.Stats JSON for `events` (stats.hpp).
+  nlohmann::ordered_json stats_json() const;
+  // OOM-kill notifications for `events` (oom.hpp); throws without a memory cgroup.
+  std::unique_ptr<OomEvents> oom_events() const;
   // Whether freeze() can work at all (v1 without a freezer hierarchy cannot).
   virtual bool can_freeze() const = 0;
 

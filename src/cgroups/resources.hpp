@@ -1,9 +1,10 @@
 #pragma once
-// linux.resources → cgroup files. The place for the resource-limits issue: each manager's apply()
-// forwards here. Until then these accept any Resources and write nothing.
-#include <vector>
-
-#include "cgroups/cgroup_dir.hpp"
+// linux.resources → cgroup files. Manager::apply (create) and Manager::update (the update verb)
+// live in resources.cpp: each controller's writer (writers.hpp) runs against wherever the
+// controller lives for this container (controllers.hpp), in runc's fs-driver order, with the
+// devices rules (devices.hpp) and linux.resources.unified last.
+#include <map>
+#include <string>
 
 namespace oci {
 struct Resources;
@@ -11,9 +12,22 @@ struct Resources;
 
 namespace deltabox::cgroups {
 
-void apply_v1_resources(const std::vector<CgroupDir>& dirs, const oci::Resources& resources);
-// Pure v2 will also need "+controller" written to cgroup.subtree_control of every ancestor
-// between the caller's cgroup and the container's (hybrid's cgroup2 has no such controllers).
-void apply_v2_resources(const CgroupDir& dir, const oci::Resources& resources);
+class ControllerMap;
+
+// What `update` writes: `current` (the container's resources so far) with every field `changes`
+// sets replacing the current one, and everything it leaves unset kept. Like runc's update:
+// memory.limit -1 without a swap value makes swap -1 too; devices never change (runc cannot update
+// them); lists replace lists when given (hugepageLimits and rdma per page size / device, unified
+// per key).
+oci::Resources merge_resources(const oci::Resources& current, const oci::Resources& changes);
+
+// Refuses what runc refuses before writing anything: unified keys without a cgroup2 hierarchy
+// ("invalid configuration: cannot use unified on cgroup v1"), and keys that are not plain file
+// names (slashes, "." or "..": they would reach outside the container's directory).
+void check_unified(const std::map<std::string, std::string>& unified, bool have_cgroup2);
+
+// Writes `resources` to the container's controllers; `with_devices` false leaves device access
+// alone (update).
+void set_resources(const ControllerMap& controllers, const oci::Resources& resources, bool with_devices);
 
 }  // namespace deltabox::cgroups

@@ -5,7 +5,6 @@
 
 #include <thread>
 
-#include "cgroups/resources.hpp"
 #include "cgroups/wait.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
@@ -171,7 +170,5 @@ std::vector<Placement> V1Manager::placements() const {
   for (const auto& d : dirs_) out.push_back(d.placement());
   return out;
 }
-
-void V1Manager::apply(const oci::Resources& resources) { apply_v1_resources(dirs_, resources); }
 
 }  // namespace deltabox::cgroups

@@ -24,7 +24,6 @@ class V1Manager final : public Manager {
   std::string path(const std::string& controller) const override;
   Layout layout() const override { return Layout::v1; }
   std::vector<Placement> placements() const override;
-  void apply(const oci::Resources& resources) override;
   bool can_freeze() const override { return find("freezer") != nullptr; }
 
  private:

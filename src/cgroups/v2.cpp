@@ -2,7 +2,6 @@
 
 #include <csignal>
 
-#include "cgroups/resources.hpp"
 #include "cgroups/wait.hpp"
 #include "util/error.hpp"
 
@@ -70,7 +69,5 @@ void V2Manager::wait_empty(std::chrono::milliseconds timeout) {
 std::string V2Manager::path(const std::string& controller) const {
   return controller.empty() ? dir_.dir() : std::string();
 }
-
-void V2Manager::apply(const oci::Resources& resources) { apply_v2_resources(dir_, resources); }
 
 }  // namespace deltabox::cgroups

@@ -25,7 +25,6 @@ class V2Manager final : public Manager {
   std::string path(const std::string& controller) const override;
   Layout layout() const override { return Layout::v2; }
   std::vector<Placement> placements() const override { return {dir_.placement()}; }
-  void apply(const oci::Resources& resources) override;
   // cgroup.freeze exists from Linux 5.2 on, cgroup.kill from 5.14 on.
   bool can_freeze() const override { return dir_.has("cgroup.freeze"); }
   bool can_kill() const { return dir_.has("cgroup.kill"); }

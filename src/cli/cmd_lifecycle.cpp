@@ -23,6 +23,7 @@ std::vector<FlagSpec> create_flags() {
       {"no-pivot", "", FlagKind::boolean, "", "", "do not use pivot root to jail process inside rootfs.  This should be used whenever the rootfs is on top of a ramdisk"},
       {"no-new-keyring", "", FlagKind::boolean, "", "", "do not create a new session keyring for the container.  This will cause the container to inherit the calling processes session key"},
       {"preserve-fds", "", FlagKind::uinteger, "value", "0", "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"},
+      {"snapshots", "", FlagKind::boolean, "", "", "enable snapshot, rollback and fork for this container (same as the annotation io.deltabox.snapshots=true)"},
   };
 }
 
@@ -38,6 +39,8 @@ CreateOptions create_options(const GlobalOptions& global, const ParsedFlags& fla
   o.preserve_fds = static_cast<int>(flags.get_uint("preserve-fds"));
   o.systemd_cgroup = global.systemd_cgroup;
   o.rootless = global.rootless;
+  o.snapshots = flags.get_bool("snapshots");
+  o.store = global.store;
   return o;
 }
 

@@ -14,7 +14,8 @@ struct GlobalOptions {
   std::string root;
   bool systemd_cgroup = false;
   bool rootless = false;
-  std::string criu;  // path of the criu binary
+  std::string criu;   // path of the criu binary
+  std::string store;  // the snapshot layer store
   bool debug = false;
 };
 

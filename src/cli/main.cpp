@@ -22,6 +22,7 @@ const std::vector<FlagSpec>& global_flags() {
       {"log-format", "", FlagKind::string, "value", "text", "set the log format ('text' (default), or 'json')"},
       {"root", "", FlagKind::string, "value", "", "root directory for storage of container state (this should be located in tmpfs)"},
       {"criu", "", FlagKind::string, "value", "criu", "path to the criu binary used for checkpoint, restore and snapshots"},
+      {"store", "", FlagKind::string, "value", "", "directory of the snapshot layer store (default $DELTABOX_STORE or /var/lib/deltabox); a loop-backed btrfs is made there when it is not btrfs"},
       {"systemd-cgroup", "", FlagKind::boolean, "", "", "enable systemd cgroup support, expects cgroupsPath to be of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""},
       {"rootless", "", FlagKind::string, "value", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"},
       {"help", "h", FlagKind::boolean, "", "", "show help"},
@@ -34,6 +35,12 @@ std::string default_root() {
   const char* xdg = std::getenv("XDG_RUNTIME_DIR");
   if (::geteuid() != 0 && xdg && *xdg) return std::string(xdg) + "/deltabox";
   return "/run/deltabox";
+}
+
+std::string default_store(const std::string& flag) {
+  if (!flag.empty()) return absolute_path(flag);
+  const char* env = std::getenv("DELTABOX_STORE");
+  return env && *env ? absolute_path(env) : std::string("/var/lib/deltabox");
 }
 
 bool decide_rootless(const std::string& value) {
@@ -120,6 +127,7 @@ int main_checked(int argc, char** argv) {
   global.systemd_cgroup = parsed.get_bool("systemd-cgroup");
   global.rootless = decide_rootless(parsed.get_string("rootless"));
   global.criu = parsed.get_string("criu");
+  global.store = default_store(parsed.get_string("store"));
   global.debug = parsed.get_bool("debug");
 
   const std::string& name = parsed.positional.front();

@@ -29,6 +29,8 @@ struct CreateOptions {
   int preserve_fds = 0;
   bool systemd_cgroup = false;
   bool rootless = false;
+  bool snapshots = false;            // --snapshots (or the io.deltabox.snapshots annotation)
+  std::filesystem::path store;       // the layer store (DeltaFS), for snapshot-enabled containers
 };
 
 struct ExecOptions {

@@ -9,8 +9,27 @@
 
 namespace deltabox {
 
+nlohmann::json SnapshotState::to_json() const {
+  return {{"store", store.string()},       {"generation", generation}, {"workload_pid", workload_pid},
+          {"workload_start_time", workload_start_time}, {"layers", layers}, {"head", head},
+          {"next_id", next_id},            {"stdio", stdio}};
+}
+
+SnapshotState SnapshotState::from_json(const nlohmann::json& j) {
+  SnapshotState s;
+  s.store = j.at("store").get<std::string>();
+  s.generation = j.at("generation").get<std::string>();
+  s.workload_pid = j.at("workload_pid").get<pid_t>();
+  s.workload_start_time = j.at("workload_start_time").get<uint64_t>();
+  s.layers = j.at("layers").get<std::vector<std::string>>();
+  s.head = j.value("head", "");
+  s.next_id = j.value("next_id", uint64_t{1});
+  s.stdio = j.value("stdio", std::vector<std::string>{});
+  return s;
+}
+
 nlohmann::json ContainerState::to_json() const {
-  return {{"id", id},
+  nlohmann::json out = {{"id", id},
           {"bundle", bundle.string()},
           {"rootfs", rootfs.string()},
           {"created", created},
@@ -20,6 +39,8 @@ nlohmann::json ContainerState::to_json() const {
           {"cgroup", cgroup},
           {"systemd_cgroup", systemd_cgroup},
           {"rootless", rootless}};
+  if (snapshots) out["snapshots"] = snapshots->to_json();
+  return out;
 }
 
 ContainerState ContainerState::from_json(const nlohmann::json& json) {
@@ -35,6 +56,7 @@ ContainerState ContainerState::from_json(const nlohmann::json& json) {
     s.cgroup = json.at("cgroup");
     s.systemd_cgroup = json.value("systemd_cgroup", false);
     s.rootless = json.value("rootless", false);
+    if (auto it = json.find("snapshots"); it != json.end()) s.snapshots = SnapshotState::from_json(*it);
     return s;
   } catch (const nlohmann::json::exception& e) {
     fail("corrupt container state: {}", e.what());

@@ -5,13 +5,30 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <oci/config.hpp>
 #include <oci/state.hpp>
 
 namespace deltabox {
+
+// Snapshot-enabled containers only: where their layers live and which generation runs.
+struct SnapshotState {
+  std::filesystem::path store;        // the layer store root
+  std::string generation;             // the current generation's id
+  pid_t workload_pid = 0;             // its init, as the host sees it
+  uint64_t workload_start_time = 0;
+  std::vector<std::string> layers;    // its overlay lowers, top first; the bundle rootfs last
+  std::string head;                   // the snapshot it descends from ("" for none)
+  uint64_t next_id = 1;               // ids for new generations and snapshots
+  std::vector<std::string> stdio;     // what fds 0-2 were at create ("pipe:[123]", "/dev/null")
+
+  nlohmann::json to_json() const;
+  static SnapshotState from_json(const nlohmann::json& json);
+};
 
 struct ContainerState {
   std::string id;
@@ -24,6 +41,7 @@ struct ContainerState {
   nlohmann::json cgroup;         // cgroups::Manager::to_state()
   bool systemd_cgroup = false;
   bool rootless = false;
+  std::optional<SnapshotState> snapshots;
 
   nlohmann::json to_json() const;
   static ContainerState from_json(const nlohmann::json& json);

@@ -1,9 +1,12 @@
 // `create`: build the container and leave its init waiting on the start fifo.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "container/container.hpp"
+#include "container/generation.hpp"
+#include "container/snapshot_setup.hpp"
 #include "container/validate.hpp"
 #include "linux/console.hpp"
 #include "process/hooks.hpp"
@@ -65,6 +68,9 @@ Container Container::create(const StateStore& store, const CreateOptions& option
     fail("cannot allocate tty if runc will detach without setting console socket");
   if (!config.process->terminal && (!options.console_socket.empty() || options.console_socket_fd >= 0))
     fail("cannot use console socket if runc will not detach or allocate tty");
+  const bool snapshots = snapshots_requested(config, options.snapshots);
+  if (snapshots)
+    if (auto why = snapshot_refusal(config); !why.empty()) fail("cannot enable snapshots: {}", why);
 
   ContainerLock lock = store.create_dir(options.id);
   ContainerState state;
@@ -77,11 +83,13 @@ Container Container::create(const StateStore& store, const CreateOptions& option
   state.rootless = options.rootless;
 
   std::unique_ptr<cgroups::Manager> cgroups;
+  std::unique_ptr<SnapshotSetup> snapshot_setup;
   LaunchedInit init;
   try {
     cgroups = cgroups::Manager::for_container(config.linux->cgroups_path, options.id, options.systemd_cgroup);
     cgroups->create();
     state.cgroup = cgroups->to_state();
+    if (config.linux->resources) cgroups->apply(*config.linux->resources);
 
     UniqueFd fifo = make_start_fifo(store.dir(options.id) / "exec.fifo");
     UniqueFd console;
@@ -102,22 +110,34 @@ Container Container::create(const StateStore& store, const CreateOptions& option
       run_hooks(config.hooks->prestart, hook, "prestart");
       run_hooks(config.hooks->create_runtime, hook, "createRuntime");
     };
+    if (snapshots) {
+      snapshot_setup = std::make_unique<SnapshotSetup>(options.store, options.id, rootfs, *cgroups, store.dir(options.id));
+      spec.anchor = snapshot_setup->anchor_spec();
+      spec.init.rootfs = generation_paths(container_store_dir(options.store, options.id), "0").merged;
+    }
     init = launch_init(spec);
 
     state.init_pid = init.pid;
     state.init_start_time = process_start_time(init.pid);
+    if (snapshot_setup) state.snapshots = snapshot_setup->describe(init.pid);
     if (!options.pid_file.empty()) write_pid_file(options.pid_file, init.pid);
     store.save(options.id, state.to_json());
     init.release();
+    if (snapshot_setup) snapshot_setup->commit();
   } catch (...) {
     init.kill_and_reap();
     if (cgroups) {
       try {
+        if (!cgroups->empty()) {
+          cgroups->kill_all(SIGKILL);
+          cgroups->wait_empty(std::chrono::seconds(10));
+        }
         cgroups->destroy();
       } catch (const std::exception& e) {
         log::warn("cleanup after failed create: {}", e.what());
       }
     }
+    snapshot_setup.reset();
     if (!options.pid_file.empty()) ::unlink(options.pid_file.c_str());
     store.remove_dir(options.id);
     throw;

@@ -213,6 +213,15 @@ Bytes encode_restore(const RestoreOptions& o, bool notify_scripts) {
 
 Bytes encode_simple(RequestType type) { return pack_with_opts(type, nullptr); }
 
+Bytes encode_check(int dir_fd, const std::string& log_file) {
+  require_images_dir(dir_fd, "check");
+  OptsBuilder b(dir_fd);
+  CriuOpts& opts = b.opts();
+  opts.log_file = c_str_or_null(log_file);
+  b.flag(opts.has_log_to_stderr, opts.log_to_stderr, log_file.empty());
+  return pack_with_opts(RequestType::check, &opts);
+}
+
 Bytes encode_feature_check_mem_track() {
   CriuFeatures features;
   criu_features__init(&features);

@@ -31,8 +31,11 @@ using Bytes = std::vector<uint8_t>;
 // notify_scripts makes CRIU stop at each action-script point and wait for a NOTIFY answer.
 Bytes encode_dump(const DumpOptions& options, RequestType type, bool notify_scripts);
 Bytes encode_restore(const RestoreOptions& options, bool notify_scripts);
-// Requests without options: check, version.
+// Requests without options: version.
 Bytes encode_simple(RequestType type);
+// CRIU's check needs a directory to run in (it opens and chdirs to it like an images dir); with
+// log_file "" it logs to its stderr.
+Bytes encode_check(int dir_fd, const std::string& log_file);
 Bytes encode_feature_check_mem_track();
 Bytes encode_notify_answer(bool success);
 

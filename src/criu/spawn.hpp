@@ -29,8 +29,10 @@ struct SpawnOptions {
 // (CRIU then finishes or aborts) and reaps CRIU, killing it if it does not exit in time.
 class SwrkProcess {
  public:
-  // keep_fds: fds CRIU must see under the same numbers (images dir, work dir, inherit_fd).
-  static SwrkProcess start(const SpawnOptions& options, std::span<const int> keep_fds);
+  // keep_fds: fds CRIU must see under the same numbers (images dir, work dir, inherit_fd); all
+  // >= 3, as CRIU's stdin and stdout are /dev/null. Negative entries are skipped.
+  // quiet: CRIU's stderr goes to /dev/null (else it is ours).
+  static SwrkProcess start(const SpawnOptions& options, std::span<const int> keep_fds, bool quiet = false);
 
   SwrkProcess(SwrkProcess&&) noexcept;
   SwrkProcess& operator=(SwrkProcess&&) = delete;

@@ -259,7 +259,8 @@ void remove_entry_at(int dirfd, const std::string& name) {
       UniqueFd dir = open_dir_at(dirfd, name);
       for (const std::string& child : list_dir(dir.get())) remove_entry_at(dir.get(), child);
     }
-    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT) throw_errno(fmt::format("rmdir {}", name));
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)
+      throw_errno(fmt::format("rmdir {}", name));
   } else if (::unlinkat(dirfd, name.c_str(), 0) < 0 && errno != ENOENT) {
     throw_errno(fmt::format("unlink {}", name));
   }

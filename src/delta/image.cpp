@@ -22,8 +22,11 @@ namespace {
 // Inside the store, atime updates would turn every read of a lower layer into metadata writes
 // (and CoW of the layer's tree blocks).
 constexpr unsigned long kMountFlags = MS_NOATIME;
-// Lets an unprivileged owner of the store's files (rootless setups) delete subvolumes via rmdir.
-constexpr const char* kMountData = "user_subvol_rm_allowed";
+// user_subvol_rm_allowed: lets an unprivileged owner of the store's files (rootless setups)
+// delete subvolumes via rmdir.
+std::string mount_data(bool barriers) {
+  return barriers ? "user_subvol_rm_allowed" : "user_subvol_rm_allowed,nobarrier";
+}
 
 std::string find_mkfs() {
   for (const char* dir : {"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin"}) {
@@ -101,13 +104,15 @@ void create_btrfs(const std::filesystem::path& image, uint64_t size) {
   }
 }
 
-void mount_btrfs(const std::filesystem::path& image, const std::filesystem::path& dir) {
+void mount_btrfs(const std::filesystem::path& image, const std::filesystem::path& dir, bool barriers) {
+  std::string data = mount_data(barriers);
   if (auto existing = find_loop_device(image)) {
-    if (::mount(existing->c_str(), dir.c_str(), "btrfs", kMountFlags, kMountData) == 0) return;
+    if (::mount(existing->c_str(), dir.c_str(), "btrfs", kMountFlags, data.c_str()) == 0) return;
     // The device may have been autocleared between the lookup and the mount: bind a new one.
   }
-  LoopDevice loop = LoopDevice::attach(image);
-  if (::mount(loop.path().c_str(), dir.c_str(), "btrfs", kMountFlags, kMountData) < 0) {
+  // 4 KiB logical blocks: btrfs' sector size, so no request is ever split below it.
+  LoopDevice loop = LoopDevice::attach(image, 4096);
+  if (::mount(loop.path().c_str(), dir.c_str(), "btrfs", kMountFlags, data.c_str()) < 0) {
     throw_errno(fmt::format("mount {} ({}) at {}", loop.path(), image.string(), dir.string()));
   }
   // Dropping `loop` closes our fd; the mount keeps the device and autoclear frees it on unmount.

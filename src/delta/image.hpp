@@ -14,6 +14,7 @@ void create_btrfs(const std::filesystem::path& image, uint64_t size);
 // Mounts the btrfs inside `image` at `dir` in the caller's mount namespace, reusing a loop device
 // already bound to the image (mounted in another namespace) instead of binding a second one to
 // the same filesystem.
-void mount_btrfs(const std::filesystem::path& image, const std::filesystem::path& dir);
+// barriers=false mounts with nobarrier (see StoreOptions::barriers).
+void mount_btrfs(const std::filesystem::path& image, const std::filesystem::path& dir, bool barriers = true);
 
 }  // namespace deltabox::delta::image

@@ -42,7 +42,7 @@ bool same_device(uint64_t kernel_dev, dev_t dev) {
 
 }  // namespace
 
-LoopDevice LoopDevice::attach(const std::filesystem::path& backing) {
+LoopDevice LoopDevice::attach(const std::filesystem::path& backing, uint32_t block_size) {
   UniqueFd file(::open(backing.c_str(), O_RDWR | O_CLOEXEC));
   if (!file) throw_errno(fmt::format("open {}", backing.string()));
   UniqueFd control(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
@@ -50,7 +50,7 @@ LoopDevice LoopDevice::attach(const std::filesystem::path& backing) {
 
   loop_config config{};
   config.fd = static_cast<__u32>(file.get());
-  config.block_size = 4096;
+  config.block_size = block_size;
   config.info.lo_flags = LO_FLAGS_AUTOCLEAR;
   std::string name = backing.string();
   std::strncpy(reinterpret_cast<char*>(config.info.lo_file_name), name.c_str(), LO_NAME_SIZE - 1);

@@ -1,5 +1,6 @@
 #pragma once
 // Loop devices over image files, through /dev/loop-control and LOOP_CONFIGURE (no losetup exec).
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -14,8 +15,10 @@ namespace deltabox::delta {
 // loop device, even if the process dies between attach and mount.
 class LoopDevice {
  public:
-  // Binds a free loop device to backing (4 KiB logical blocks, buffered I/O).
-  static LoopDevice attach(const std::filesystem::path& backing);
+  // Binds a free loop device to backing (buffered I/O). block_size is the logical block size;
+  // 0 keeps the kernel's 512, which any filesystem accepts (XFS refuses a device whose sectors
+  // are larger than its own).
+  static LoopDevice attach(const std::filesystem::path& backing, uint32_t block_size = 0);
 
   const std::string& path() const { return path_; }
   int fd() const { return fd_.get(); }

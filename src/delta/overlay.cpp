@@ -2,7 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "util/error.hpp"
 
@@ -57,6 +60,23 @@ std::string describe_step(const std::pair<std::string, std::string>& option, siz
   return fmt::format("option {}={}", option.first, option.second);
 }
 
+// overlayfs only insists on one mount for upper and work; on btrfs they must also share a
+// subvolume or every delete of a lower file fails later with EXDEV (whiteouts are renames from
+// work into upper). Subvolumes have their own st_dev, so comparing devices catches it up front.
+void check_same_subvolume(const OverlayLayers& layers) {
+  struct stat upper, work;
+  if (::stat(layers.upper.c_str(), &upper) < 0) {
+    throw_errno(fmt::format("overlay mount: upper layer {}", layers.upper.string()));
+  }
+  if (::stat(layers.work.c_str(), &work) < 0) {
+    throw_errno(fmt::format("overlay mount: work dir {}", layers.work.string()));
+  }
+  if (upper.st_dev != work.st_dev) {
+    fail("overlay mount: upper {} and work dir {} are on different filesystems or btrfs subvolumes",
+         layers.upper.string(), layers.work.string());
+  }
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> overlay_config(const OverlayLayers& layers) {
@@ -85,6 +105,7 @@ std::vector<std::pair<std::string, std::string>> overlay_config(const OverlayLay
 
 UniqueFd make_overlay(const OverlayLayers& layers) {
   auto config = overlay_config(layers);
+  if (!layers.upper.empty()) check_same_subvolume(layers);
   UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
   if (!fs) throw_errno("overlay mount: fsopen");
   size_t lower_index = 0;

@@ -136,6 +136,9 @@ MountFlags parse_mount_options(const std::vector<std::string>& options) {
       if (a->clear) {
         out.attr_clr |= a->attr;
         out.attr_set &= ~a->attr;
+        // Clearing an atime mode means the whole field (back to relatime): mount_setattr(2)
+        // refuses a partial atime mask in attr_clr.
+        if (is_atime_attr(a->attr)) out.attr_clr |= MOUNT_ATTR__ATIME;
       } else {
         out.attr_set |= a->attr;
         out.attr_clr &= ~a->attr;

@@ -400,8 +400,9 @@ class EntryMounter {
       fail("{}: idmapped mounts are not supported from inside a user namespace", what);
     }
     const bool own = !m.uid_mappings.empty() || !m.gid_mappings.empty();
-    const auto& uids = own ? m.uid_mappings : ctx_.config.linux ? ctx_.config.linux->uid_mappings : m.uid_mappings;
-    const auto& gids = own ? m.gid_mappings : ctx_.config.linux ? ctx_.config.linux->gid_mappings : m.gid_mappings;
+    const bool inherit = !own && ctx_.config.linux.has_value();
+    const auto& uids = inherit ? ctx_.config.linux->uid_mappings : m.uid_mappings;
+    const auto& gids = inherit ? ctx_.config.linux->gid_mappings : m.gid_mappings;
     if (uids.empty() && gids.empty()) fail("{}: idmap requested but no uid/gid mappings given", what);
     UniqueFd userns = userns_for_mappings(uids, gids);
     mount_attr attr{};
@@ -566,7 +567,10 @@ unsigned long root_propagation_flags(const std::string& rootfs_propagation) {
 }
 
 void set_root_propagation(const std::string& rootfs_propagation) {
-  const unsigned long flags = root_propagation_flags(rootfs_propagation);
+  unsigned long flags = root_propagation_flags(rootfs_propagation);
+  // An unbindable tree cannot be bind-mounted from while the mounts are set up: stay a slave
+  // until apply_root_propagation makes the new root unbindable after pivot_root.
+  if (flags & MS_UNBINDABLE) flags = MS_SLAVE | MS_REC;
   if (::mount(nullptr, "/", nullptr, flags, nullptr) < 0) {
     throw_errno(fmt::format("set propagation of / ({})",
                             rootfs_propagation.empty() ? "rslave" : rootfs_propagation));

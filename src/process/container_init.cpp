@@ -14,7 +14,6 @@
 #include "linux/rlimits.hpp"
 #include "linux/rootfs.hpp"
 #include "linux/safe_path.hpp"
-#include "linux/devices.hpp"
 #include "linux/namespaces.hpp"
 #include "process/clone.hpp"
 #include "process/finalize.hpp"
@@ -65,18 +64,10 @@ void setup_rootfs(InitContext& ctx, const SyncChannel& parent) {
                                                 has_ns(config, oci::NamespaceType::cgroup), flags);
                       },
                       config.linux ? config.linux->mount_label : std::string()};
-  std::string propagation = config.linux ? config.linux->rootfs_propagation : std::string();
-  set_root_propagation(propagation);
-  bind_rootfs(ctx.rootfs.string());
-  mount_entries(mounts);
-  create_cwd(ctx.rootfs, config.process->cwd);
-  create_devices(mounts);
-  if (config.process && config.process->terminal) create_console_mount_point(mounts);
-  run_create_hooks(ctx, parent);
-  if (ctx.no_pivot)
-    move_root_chroot(ctx.rootfs.string());
-  else
-    pivot_root(ctx.rootfs.string());
+  prepare_rootfs(mounts, ctx.no_pivot, [&] {
+    create_cwd(ctx.rootfs, config.process->cwd);
+    run_create_hooks(ctx, parent);
+  });
 }
 
 // /dev/console is the pty slave, bind-mounted over the placeholder file the rootfs created.
@@ -97,15 +88,6 @@ void setup_console(const InitContext& ctx) {
   ::close(ctx.console_socket);
   make_controlling_terminal(pty.slave.get());
   dup_onto_stdio(pty.slave.get());
-}
-
-void finish_rootfs(const InitContext& ctx) {
-  const auto& config = *ctx.config;
-  if (!config.linux) return;
-  // Sysctls go in before /proc/sys turns read-only.
-  write_sysctls(config.linux->sysctl);
-  mask_paths(config.linux->masked_paths);
-  readonly_paths(config.linux->readonly_paths);
 }
 
 // The fifo stays open until execve closes it: `start` waits for that to return only once the
@@ -135,12 +117,11 @@ void wait_for_start(int fifo) {
     if (::chdir("/") < 0) throw_errno("chdir /");
   }
   setup_console(ctx);
-  finish_rootfs(ctx);
+  if (has_ns(config, oci::NamespaceType::mount)) finalize_rootfs(config);
   if (has_ns(config, oci::NamespaceType::uts)) {
     if (!config.hostname.empty()) set_hostname(config.hostname);
     if (!config.domainname.empty()) set_domainname(config.domainname);
   }
-  if (config.root && config.root->readonly && has_ns(config, oci::NamespaceType::mount)) remount_root_readonly();
   if (process.oom_score_adj) set_oom_score_adj(*process.oom_score_adj);
   apply_rlimits(process.rlimits);
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "process/anchor_init.hpp"
 #include "process/clone.hpp"
 #include "process/finalize.hpp"
 #include "util/error.hpp"
@@ -22,7 +23,8 @@ void wait_pid(pid_t pid) {
 // First steps of the setup stage: it must die with the CLI until told otherwise, must not inherit
 // our blocked signals, and must keep only its own fds, clear of the ones passed to the container
 // (an inherited lock fd would keep the container's lock held until `start`).
-void child_preamble(pid_t expected_parent, InitContext& ctx, SyncChannel& channel, NamespacePlan& plan) {
+void child_preamble(pid_t expected_parent, InitContext& ctx, SyncChannel& channel, NamespacePlan& plan,
+                    std::optional<AnchorSpec>& anchor) {
   reset_signals_in_child();
   die_with_parent(expected_parent);
   const int first_free = 3 + ctx.inherited_fds;
@@ -30,6 +32,12 @@ void child_preamble(pid_t expected_parent, InitContext& ctx, SyncChannel& channe
   ctx.console_socket = move_fd_above(ctx.console_socket, first_free);
   ctx.start_fifo = move_fd_above(ctx.start_fifo, first_free);
   std::vector<int> keep{channel.fd(), ctx.console_socket, ctx.start_fifo};
+  if (anchor) {
+    anchor->anchor_cgroup_fd = move_fd_above(anchor->anchor_cgroup_fd, first_free);
+    anchor->generation_cgroup_fd = move_fd_above(anchor->generation_cgroup_fd, first_free);
+    keep.push_back(anchor->anchor_cgroup_fd);
+    keep.push_back(anchor->generation_cgroup_fd);
+  }
   for (auto& [type, fd] : plan.joins) {
     fd = UniqueFd(move_fd_above(fd.release(), first_free));
     keep.push_back(fd.get());
@@ -42,7 +50,7 @@ void child_preamble(pid_t expected_parent, InitContext& ctx, SyncChannel& channe
 [[noreturn]] void setup_stage(LaunchSpec& spec, NamespacePlan& plan, SyncChannel channel, pid_t cli_pid,
                               bool in_cgroup2) {
   try {
-    child_preamble(cli_pid, spec.init, channel, plan);
+    child_preamble(cli_pid, spec.init, channel, plan, spec.anchor);
     spec.init.cgroups->enter_self(in_cgroup2);
     join_namespaces(plan);
     const auto& config = *spec.init.config;
@@ -59,9 +67,10 @@ void child_preamble(pid_t expected_parent, InitContext& ctx, SyncChannel& channe
     }
     if (plan.new_flags && ::unshare(plan.new_flags) < 0) throw_errno("unshare namespaces");
     if (config.linux && (plan.new_flags & CLONE_NEWTIME)) write_time_offsets(config.linux->time_offsets);
-    pid_t init = clone_sibling();
+    pid_t init = spec.anchor ? clone_process(CLONE_PARENT, spec.anchor->anchor_cgroup_fd) : clone_sibling();
     if (init == 0) {
       die_with_parent(cli_pid);
+      if (spec.anchor) run_anchor_init(spec.init, *spec.anchor, channel);
       run_container_init(spec.init, channel);
     }
     channel.send(SyncMsg::child_pid, std::to_string(init));

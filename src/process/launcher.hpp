@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <oci/config.hpp>
@@ -23,8 +24,20 @@ struct LaunchedInit {
   void kill_and_reap();
 };
 
+// Snapshot-enabled containers: the init is an anchor (anchor.hpp) and the workload runs as
+// generation 0 beneath it, in nested pid and mount namespaces, on an overlay the anchor mounts.
+struct AnchorSpec {
+  std::function<void()> mount_generation_root;  // runs in the anchor's mount namespace
+  std::string control_socket;
+  cgroups::Manager* anchor_cgroup = nullptr;
+  cgroups::Manager* generation_cgroup = nullptr;
+  int anchor_cgroup_fd = -1;  // cgroup2 dirs for CLONE_INTO_CGROUP (or -1)
+  int generation_cgroup_fd = -1;
+};
+
 struct LaunchSpec {
   InitContext init;
+  std::optional<AnchorSpec> anchor;
   // Runs a hook stage ("createRuntime", ...) in the parent at the init's request.
   std::function<void(const std::string& stage, pid_t init_pid)> run_hooks;
 };

@@ -68,9 +68,13 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view data,
     ::unlink(tmp.c_str());
     throw_errno(err, fmt::format("rename {} to {}", tmp.string(), path.string()));
   }
-  if (!sync) return;
+  if (sync) fsync_dir(dir);
+}
+
+void fsync_dir(const std::filesystem::path& dir) {
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd) ::fsync(dfd.get());
+  if (!dfd) throw_errno(fmt::format("open {}", dir.string()));
+  if (::fsync(dfd.get()) < 0) throw_errno(fmt::format("fsync {}", dir.string()));
 }
 
 }  // namespace deltabox

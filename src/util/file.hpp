@@ -24,4 +24,7 @@ enum class Durability { survive_power_loss, survive_process_crash };
 void write_file_atomic(const std::filesystem::path& path, std::string_view data, mode_t mode = 0644,
                        Durability durability = Durability::survive_power_loss);
 
+// fsync of a directory: makes a rename or a new entry in it durable.
+void fsync_dir(const std::filesystem::path& dir);
+
 }  // namespace deltabox

@@ -1,0 +1,101 @@
+#include "container/snapshot_setup.hpp"
+
+#include <unistd.h>
+
+#include <sstream>
+
+#include "container/generation.hpp"
+#include "delta/overlay.hpp"
+#include "util/error.hpp"
+#include "util/file.hpp"
+#include "util/log.hpp"
+
+namespace deltabox {
+
+bool snapshots_requested(const oci::Config& config, bool flag) {
+  if (flag) return true;
+  auto it = config.annotations.find(kSnapshotsAnnotation);
+  return it != config.annotations.end() && it->second == "true";
+}
+
+std::string snapshot_refusal(const oci::Config& config) {
+  const auto* pid = config.find_namespace(oci::NamespaceType::pid);
+  if (!pid || !pid->path.empty())
+    return "snapshots need the container's own pid namespace (it shares the host's or a pod's); "
+           "remove the annotation io.deltabox.snapshots or give the container a new pid namespace";
+  const auto* mnt = config.find_namespace(oci::NamespaceType::mount);
+  if (!mnt || !mnt->path.empty()) return "snapshots need the container's own mount namespace";
+  if (config.has_namespace(oci::NamespaceType::user)) return "snapshots of containers with a user namespace are not supported";
+  if (config.process && config.process->terminal) return "snapshots of containers with a terminal are not supported yet";
+  return {};
+}
+
+SnapshotSetup::SnapshotSetup(const std::filesystem::path& store_dir, const std::string& id,
+                             const std::filesystem::path& rootfs, cgroups::Manager& container_cgroup,
+                             const std::filesystem::path& state_dir)
+    : store_(delta::LayerStore::open(store_dir)), dir_(container_store_dir(store_.root(), id)), rootfs_(rootfs) {
+  try {
+    if (std::filesystem::exists(dir_)) store_.remove(dir_);  // leftovers of a container of the same id
+    auto gen = generation_paths(dir_, "0");
+    store_.create_writable(gen.layer);
+    std::filesystem::create_directories(gen.merged);
+    anchor_cgroup_ = leaf_cgroup(container_cgroup, kAnchorCgroupLeaf);
+    anchor_cgroup_->create();
+    generation_cgroup_ = leaf_cgroup(container_cgroup, gen.cgroup_leaf);
+    generation_cgroup_->create();
+    anchor_cgroup_fd_.reset(anchor_cgroup_->unified_dir_fd());
+    generation_cgroup_fd_.reset(generation_cgroup_->unified_dir_fd());
+
+    delta::OverlayLayers layers{{rootfs_}, gen.upper, gen.work};
+    anchor_.mount_generation_root = [layers, merged = gen.merged] { delta::mount_overlay_at(layers, merged); };
+    anchor_.control_socket = (state_dir / "anchor.sock").string();
+    anchor_.anchor_cgroup = anchor_cgroup_.get();
+    anchor_.generation_cgroup = generation_cgroup_.get();
+    anchor_.anchor_cgroup_fd = anchor_cgroup_fd_.get();
+    anchor_.generation_cgroup_fd = generation_cgroup_fd_.get();
+  } catch (...) {
+    store_.remove(dir_);
+    throw;
+  }
+}
+
+SnapshotSetup::~SnapshotSetup() {
+  if (committed_) return;
+  try {
+    store_.remove(dir_);
+  } catch (const std::exception& e) {
+    log::warn("cleanup after failed create: {}", e.what());
+  }
+}
+
+SnapshotState SnapshotSetup::describe(pid_t anchor_pid) const {
+  SnapshotState s;
+  s.store = store_.root();
+  s.generation = "0";
+  s.workload_pid = first_child(anchor_pid);
+  s.workload_start_time = process_start_time(s.workload_pid);
+  s.layers = {rootfs_.string()};
+  s.next_id = 1;
+  s.stdio = stdio_identity(s.workload_pid);
+  return s;
+}
+
+pid_t first_child(pid_t pid) {
+  std::istringstream children(read_file(fmt::format("/proc/{}/task/{}/children", pid, pid)));
+  pid_t child = 0;
+  if (!(children >> child)) fail("container anchor {} has no workload", pid);
+  return child;
+}
+
+std::vector<std::string> stdio_identity(pid_t pid) {
+  std::vector<std::string> out;
+  for (int fd = 0; fd < 3; ++fd) {
+    char target[4096];
+    auto link = fmt::format("/proc/{}/fd/{}", pid, fd);
+    ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    out.push_back(n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string());
+  }
+  return out;
+}
+
+}  // namespace deltabox
