@@ -767,7 +767,6 @@ void prepare_rootfs(const MountContext& ctx, bool no_pivot, const std::function<
   } else {
     pivot_root(ctx.rootfs);
   }
-  apply_root_propagation(propagation);
   if (dev) reopen_dev_null();
 }
 
@@ -778,6 +777,8 @@ void finalize_rootfs(const oci::Config& config) {
   write_sysctls(config.linux->sysctl);
   readonly_paths(config.linux->readonly_paths);
   mask_paths(config.linux->masked_paths, config.linux->mount_label);
+  // Last: an unbindable root would refuse the bind mounts above.
+  apply_root_propagation(config.linux->rootfs_propagation);
 }
 
 // ---- primitives ----

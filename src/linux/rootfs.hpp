@@ -10,12 +10,12 @@
 //   create_console_mount_point  when process.terminal
 //   … createRuntime / createContainer hooks run here (old root still visible) …
 //   pivot_root | move_root_chroot
-//   apply_root_propagation    the requested rootfsPropagation, now on the new "/"
 //   reopen_dev_null           stdio that was the host's /dev/null now is the container's
 //   … console: bind the pty slave on /dev/console …
 //   remount_readonly_mounts   tmpfs and /dev mounts asked to be "ro" (kept rw until now)
 //   remount_root_readonly     when root.readonly
 //   set_hostname / set_domainname / write_sysctls / readonly_paths / mask_paths
+//   apply_root_propagation    the requested rootfsPropagation, last (unbindable refuses binds)
 // prepare_rootfs and finalize_rootfs below run those two halves in that order.
 //
 // Mechanism: targets are resolved with safe_path.hpp (openat2 RESOLVE_IN_ROOT) and every mount is
@@ -100,12 +100,12 @@ std::string sysctl_path(const std::string& key);
 void write_sysctls(const std::map<std::string, std::string>& sysctls);
 
 // The first half: everything up to and including pivot_root (or move_root_chroot when
-// no_pivot), apply_root_propagation and reopen_dev_null. `before_pivot` runs where the
+// no_pivot) and reopen_dev_null. `before_pivot` runs where the
 // createRuntime/createContainer hooks belong.
 void prepare_rootfs(const MountContext& ctx, bool no_pivot,
                     const std::function<void()>& before_pivot = {});
 // The second half, after the console is set up: read-only remounts, sysctls, readonlyPaths,
-// maskedPaths. Hostname and domainname are left to the caller (they need a new UTS namespace).
+// maskedPaths, then apply_root_propagation. Hostname and domainname are left to the caller (they need a new UTS namespace).
 void finalize_rootfs(const oci::Config& config);
 
 // ---- primitives shared with devices.cpp ----
