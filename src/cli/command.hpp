@@ -39,6 +39,7 @@ void add_lifecycle_commands(std::vector<Command>& out);  // create, start, run, 
 void add_exec_command(std::vector<Command>& out);
 void add_query_commands(std::vector<Command>& out);      // state, list, ps
 void add_spec_commands(std::vector<Command>& out);       // spec, features
+void add_resource_commands(std::vector<Command>& out);   // pause, resume, update, events
 
 StateStore open_store(const GlobalOptions& global);
 // runc resolves paths given on the command line against the caller's cwd.

@@ -13,6 +13,7 @@
 #include <oci/state.hpp>
 
 #include "cgroups/manager.hpp"
+#include "cgroups/oom.hpp"
 #include "container/container_state.hpp"
 #include "state/store.hpp"
 
@@ -60,6 +61,12 @@ class Container {
   pid_t init_pid() const;  // 0 when stopped
 
   void start();
+  void pause();
+  void resume();
+  // Merges changes into the current resources, writes them, and records them in the state.
+  void update(const oci::Resources& changes);
+  nlohmann::ordered_json stats() const;
+  std::unique_ptr<cgroups::OomEvents> oom_events() const;
   void kill(int signal, bool all);
   void destroy(bool force);
   std::vector<pid_t> processes() const;
