@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "container/generation.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 
@@ -32,6 +33,18 @@ std::unique_ptr<cgroups::Manager> Container::cgroups() const {
   return cgroups::Manager::from_state(state_.cgroup);
 }
 
+std::unique_ptr<cgroups::Manager> Container::workload_cgroups() const {
+  auto container = cgroups();
+  if (!state_.snapshots) return container;
+  return leaf_cgroup(*container, generation_paths({}, state_.snapshots->generation).cgroup_leaf, true);
+}
+
+pid_t Container::workload_pid() const { return state_.snapshots ? state_.snapshots->workload_pid : state_.init_pid; }
+
+uint64_t Container::workload_start_time() const {
+  return state_.snapshots ? state_.snapshots->workload_start_time : state_.init_start_time;
+}
+
 std::filesystem::path Container::start_fifo() const { return store_->dir(state_.id) / "exec.fifo"; }
 
 oci::Status Container::status() const {
@@ -43,7 +56,13 @@ oci::Status Container::status() const {
 
 pid_t Container::init_pid() const { return status() == oci::Status::stopped ? 0 : state_.init_pid; }
 
-std::vector<pid_t> Container::processes() const { return cgroups()->pids(); }
+std::vector<pid_t> Container::processes() const {
+  if (!state_.snapshots) return cgroups()->pids();
+  // The anchor and the live generation; templates waiting beside it are not the user's.
+  auto pids = workload_cgroups()->pids();
+  pids.insert(pids.begin(), state_.init_pid);
+  return pids;
+}
 
 nlohmann::ordered_json runc_state_json(const Container& container, const std::string& owner) {
   const auto& s = container.state();

@@ -78,6 +78,11 @@ class Container {
  private:
   Container(const StateStore& store, ContainerState state, ContainerLock lock);
   std::unique_ptr<cgroups::Manager> cgroups() const;
+  // Where the user's processes run: the container's cgroup, or the current generation's leaf.
+  std::unique_ptr<cgroups::Manager> workload_cgroups() const;
+  // The process whose namespaces exec joins: the init, or the current generation's init.
+  pid_t workload_pid() const;
+  uint64_t workload_start_time() const;
   std::filesystem::path start_fifo() const;
   void remove_everything(cgroups::Manager& cgroups);
 

@@ -5,6 +5,8 @@
 #include <chrono>
 
 #include "container/container.hpp"
+#include "container/generation.hpp"
+#include "delta/store.hpp"
 #include "process/hooks.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
@@ -13,6 +15,11 @@ namespace deltabox {
 
 void Container::remove_everything(cgroups::Manager& cgroups) {
   cgroups.destroy();
+  if (state_.snapshots) {
+    // Layers, snapshots and images go with the container: forks hold their own copies.
+    auto layers = delta::LayerStore::open(state_.snapshots->store);
+    layers.remove(container_store_dir(layers.root(), state_.id));
+  }
   store_->remove_dir(state_.id);
   auto config = state_.parsed_config();
   if (config.hooks)

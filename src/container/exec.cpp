@@ -30,14 +30,14 @@ pid_t Container::exec(const ExecOptions& options) {
     default:
       break;
   }
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, state_.init_pid, 0)));
-  if (!pidfd || !same_process_alive(state_.init_pid, state_.init_start_time))
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, workload_pid(), 0)));
+  if (!pidfd || !same_process_alive(workload_pid(), workload_start_time()))
     throw ExecStartError("cannot exec in a stopped container");
   if (options.process.terminal && options.console_socket.empty() && options.console_socket_fd < 0)
     throw ExecStartError("cannot allocate tty if runc will detach without setting console socket");
 
   oci::Config config = state_.parsed_config();
-  auto cgroups = this->cgroups();
+  auto cgroups = workload_cgroups();
   UniqueFd console;
   if (!options.console_socket.empty()) console = connect_console_socket(options.console_socket);
 

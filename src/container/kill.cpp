@@ -27,7 +27,8 @@ void Container::kill(int signal, bool all) {
     fail("container not running");
   }
   if (all)
-    cgroups()->kill_all(signal);
+    // SIGKILL takes everything; other signals are for the user's processes, not the anchor.
+    (signal == SIGKILL ? cgroups() : workload_cgroups())->kill_all(signal);
   else
     signal_exact_process(state_.init_pid, state_.init_start_time, signal);
 }

@@ -1,0 +1,92 @@
+"""Snapshot-enabled containers: the anchor, generations, snapshot, rollback, fork."""
+import json
+import os
+
+from lib import util
+from lib.checks import assert_error, assert_nothing_left
+
+
+def snap_bundle(t, name=None, args=("sleep", "1000")):
+    t.only_deltabox("snapshots are a deltabox feature")
+    b = t.bundle(name, args=list(args))
+    b.config.setdefault("annotations", {})["io.deltabox.snapshots"] = "true"
+    b.writable()
+    return b.write()
+
+
+def running_snap(t, name=None, args=("sleep", "1000")):
+    b = snap_bundle(t, name, args)
+    cid = t.id(name or "c")
+    t.defer(t.rt.cleanup, cid)
+    t.rt.run_detached(cid, b)
+    return cid, b
+
+
+def status(t, pid):
+    return util.read_file(f"/proc/{pid}/status")
+
+
+def test_anchor_is_init_and_workload_is_generation(t):
+    cid, b = running_snap(t, args=("sh", "-c", "echo $$ > /tmp/pid; exec sleep 1000"))
+    st = t.rt.state(cid)
+    assert st["status"] == "running", st
+    anchor = st["pid"]
+    # The workload runs beneath the anchor, as pid 1 of its own nested pid namespace.
+    children = util.read_file(f"/proc/{anchor}/task/{anchor}/children").split()
+    assert len(children) == 1, children
+    gen = int(children[0])
+    nspid = [ln for ln in status(t, gen).splitlines() if ln.startswith("NSpid:")][0].split()[1:]
+    assert nspid[-1] == "1" and len(nspid) == 3, nspid
+    assert os.readlink(f"/proc/{gen}/ns/pid") != os.readlink(f"/proc/{anchor}/ns/pid")
+    for ns in ("net", "ipc", "uts"):
+        assert os.readlink(f"/proc/{gen}/ns/{ns}") == os.readlink(f"/proc/{anchor}/ns/{ns}"), ns
+    r = t.rt.exec(cid, "cat", "/tmp/pid")
+    assert r.rc == 0 and r.out == "1\n", r
+
+
+def test_exec_sees_generation(t):
+    cid, _ = running_snap(t)
+    r = t.rt.exec(cid, "sh", "-c", "echo $$; ps -o pid,comm | grep -c sleep")
+    assert r.rc == 0, r
+    pid, sleeps = r.out.split()
+    assert int(pid) > 1 and sleeps == "1", r
+
+
+def test_foreground_run_exit_status(t):
+    b = snap_bundle(t, args=("sh", "-c", "echo hello; exit 7"))
+    cid = t.id()
+    r = t.rt.run(cid, b)
+    assert r.rc == 7 and r.out == "hello\n", r
+    assert_nothing_left(t, cid, b)
+
+
+def test_writes_land_in_layers_not_bundle(t):
+    cid, b = running_snap(t)
+    r = t.rt.exec(cid, "sh", "-c", "echo data > /newfile && cat /newfile")
+    assert r.out == "data\n", r
+    assert not os.path.exists(os.path.join(b.rootfs, "newfile"))
+
+
+def test_kill_and_delete(t):
+    cid, b = running_snap(t)
+    t.rt("kill", cid, "KILL")
+    util.wait_for(lambda: t.rt.status(cid) == "stopped", what="container to stop")
+    t.rt.delete(cid)
+    assert_nothing_left(t, cid, b)
+
+
+def test_delete_force_running(t):
+    cid, b = running_snap(t)
+    t.rt.exec(cid, "sh", "-c", "sleep 1000 &")
+    t.rt.delete(cid, force=True)
+    assert_nothing_left(t, cid, b)
+
+
+def test_snapshots_refused_with_shared_pid_namespace(t):
+    b = snap_bundle(t, args=("true",))
+    b.remove_namespace("pid")
+    b.write()
+    cid = t.id()
+    r = t.rt.run(cid, b)
+    assert_error(r, 1, "cannot enable snapshots", "pid namespace")
+    assert_nothing_left(t, cid, b)
