@@ -15,6 +15,7 @@
 #include "cgroups/manager.hpp"
 #include "cgroups/oom.hpp"
 #include "container/container_state.hpp"
+#include "delta/store.hpp"
 #include "state/store.hpp"
 
 namespace deltabox {
@@ -41,6 +42,12 @@ struct ExecOptions {
   std::string pid_file;
   int preserve_fds = 0;
   bool ignore_paused = false;
+};
+
+struct SnapshotOptions {
+  std::string name;
+  bool async = false;
+  std::string criu_path;
 };
 
 class Container {
@@ -73,6 +80,10 @@ class Container {
   // Starts a process in the container; returns its pid (our child) once it has exec'd.
   pid_t exec(const ExecOptions& options);
 
+  // Snapshot-enabled containers (snapshot.cpp, rollback.cpp, ...).
+  std::string snapshot(const SnapshotOptions& options);
+  void rollback(const std::string& snapshot, const std::string& criu_path);
+
   void unlock() { lock_.release(); }
 
  private:
@@ -85,6 +96,9 @@ class Container {
   uint64_t workload_start_time() const;
   std::filesystem::path start_fifo() const;
   void remove_everything(cgroups::Manager& cgroups);
+  void require_snapshots() const;
+  std::filesystem::path anchor_socket() const;
+  void discard_generation(const delta::LayerStore& store, const std::string& generation);
 
   const StateStore* store_;
   ContainerState state_;

@@ -1,5 +1,6 @@
 #include "container/snapshot_setup.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sstream>
@@ -76,7 +77,7 @@ SnapshotState SnapshotSetup::describe(pid_t anchor_pid) const {
   s.workload_start_time = process_start_time(s.workload_pid);
   s.layers = {rootfs_.string()};
   s.next_id = 1;
-  s.stdio = stdio_identity(s.workload_pid);
+  s.stdio = stdio_keys(s.workload_pid);
   return s;
 }
 
@@ -87,13 +88,25 @@ pid_t first_child(pid_t pid) {
   return child;
 }
 
-std::vector<std::string> stdio_identity(pid_t pid) {
+std::vector<std::string> stdio_keys(pid_t pid) {
   std::vector<std::string> out;
   for (int fd = 0; fd < 3; ++fd) {
     char target[4096];
     auto link = fmt::format("/proc/{}/fd/{}", pid, fd);
     ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-    out.push_back(n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string());
+    std::string name = n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string();
+    struct stat st {};
+    if (name.rfind("pipe:", 0) == 0) {
+      out.push_back(name);
+    } else if (!name.empty() && name[0] == '/' && ::stat(link.c_str(), &st) == 0) {
+      std::istringstream info(read_file(fmt::format("/proc/{}/fdinfo/{}", pid, fd)));
+      unsigned mnt_id = 0;
+      for (std::string field; info >> field;)
+        if (field == "mnt_id:") info >> mnt_id;
+      out.push_back(fmt::format("file[{:x}:{:x}]", mnt_id, st.st_ino));
+    } else {
+      out.push_back("");
+    }
   }
   return out;
 }

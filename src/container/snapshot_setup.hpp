@@ -50,7 +50,9 @@ class SnapshotSetup {
 
 // The only child of the anchor right after create: generation 0's init.
 pid_t first_child(pid_t pid);
-// readlink of /proc/<pid>/fd/<fd> for fds 0-2.
-std::vector<std::string> stdio_identity(pid_t pid);
+// How CRIU names fds 0-2 of pid, which are the anchor's too: "pipe:[ino]" for pipes,
+// "file[mnt_id:ino]" for files opened outside the container (a host /dev/null), "" for what a
+// restore cannot reconnect (sockets, ttys).
+std::vector<std::string> stdio_keys(pid_t pid);
 
 }  // namespace deltabox

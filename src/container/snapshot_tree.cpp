@@ -28,7 +28,8 @@ nlohmann::json SnapshotMeta::to_json() const {
           {"class", snapshot_class_name(snapshot_class)},
           {"reason", reason},
           {"fs_bytes", fs_bytes},
-          {"image_bytes", image_bytes}};
+          {"image_bytes", image_bytes},
+          {"externals", externals}};
 }
 
 SnapshotMeta SnapshotMeta::from_json(const nlohmann::json& j) {
@@ -44,6 +45,7 @@ SnapshotMeta SnapshotMeta::from_json(const nlohmann::json& j) {
     m.reason = j.value("reason", "");
     m.fs_bytes = j.value("fs_bytes", uint64_t{0});
     m.image_bytes = j.value("image_bytes", uint64_t{0});
+    m.externals = j.value("externals", nlohmann::json::object());
     return m;
   } catch (const nlohmann::json::exception& e) {
     fail("corrupt snapshot metadata: {}", e.what());

@@ -36,6 +36,7 @@ struct SnapshotMeta {
   std::string reason;      // why cold_only
   uint64_t fs_bytes = 0;     // bytes of the layer no other snapshot shares
   uint64_t image_bytes = 0;  // bytes of the process images no other snapshot shares
+  nlohmann::json externals;  // what the dump declared external (generation_criu.hpp)
 
   nlohmann::json to_json() const;
   static SnapshotMeta from_json(const nlohmann::json& json);

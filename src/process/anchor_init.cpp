@@ -75,6 +75,10 @@ void run_anchor_init(InitContext& init, AnchorSpec& anchor, SyncChannel& cli) {
     prepare_anchor_mounts();
     anchor.mount_generation_root();
     UniqueFd listener = anchor_listen(anchor.control_socket);
+    // CRIU keeps its kernel-probe cache (/run/criu.kdat, ~30 ms a run) only on tmpfs. Mounted
+    // after the control socket is bound: it hides the host's /run, the state dir's usual home.
+    if (::mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m") < 0)
+      throw_errno("anchor: mount tmpfs on /run");
     auto [ours, theirs] = SyncChannel::make_pair();
     pid_t generation = clone_process(CLONE_NEWPID | CLONE_NEWNS, anchor.generation_cgroup_fd);
     if (generation == 0) {
