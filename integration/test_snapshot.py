@@ -127,3 +127,4 @@ def test_snapshot_and_cold_rollback(t):
     # The counter continues from its value at the snapshot, not from where it was.
     value = counter(t, cid)
     assert at_snapshot - 2 <= value < at_snapshot + 10, (at_snapshot, value)
+

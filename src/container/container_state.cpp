@@ -12,7 +12,7 @@ namespace deltabox {
 nlohmann::json SnapshotState::to_json() const {
   return {{"store", store.string()},       {"generation", generation}, {"workload_pid", workload_pid},
           {"workload_start_time", workload_start_time}, {"layers", layers}, {"head", head},
-          {"next_id", next_id},            {"stdio", stdio}};
+          {"next_id", next_id}};
 }
 
 SnapshotState SnapshotState::from_json(const nlohmann::json& j) {
@@ -24,7 +24,6 @@ SnapshotState SnapshotState::from_json(const nlohmann::json& j) {
   s.layers = j.at("layers").get<std::vector<std::string>>();
   s.head = j.value("head", "");
   s.next_id = j.value("next_id", uint64_t{1});
-  s.stdio = j.value("stdio", std::vector<std::string>{});
   return s;
 }
 

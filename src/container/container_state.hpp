@@ -24,7 +24,6 @@ struct SnapshotState {
   std::vector<std::string> layers;    // its overlay lowers, top first; the bundle rootfs last
   std::string head;                   // the snapshot it descends from ("" for none)
   uint64_t next_id = 1;               // ids for new generations and snapshots
-  std::vector<std::string> stdio;     // CRIU's keys for fds 0-2 (snapshot_setup.hpp stdio_keys)
 
   nlohmann::json to_json() const;
   static SnapshotState from_json(const nlohmann::json& json);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "container/generation.hpp"
+#include "container/snapshot_setup.hpp"
 #include "criu/pids.hpp"
 #include "delta/overlay.hpp"
 #include "linux/namespaces.hpp"
@@ -108,16 +110,30 @@ std::vector<CgroupMountRef> cgroup_mounts_of(pid_t pid) {
   return out;
 }
 
-nlohmann::json to_json(const std::vector<CgroupMountRef>& refs) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& r : refs) out.push_back({{"mountpoint", r.mountpoint}, {"controllers", r.controllers}});
+nlohmann::json DumpExternals::to_json() const {
+  nlohmann::json mounts = nlohmann::json::array();
+  for (const auto& r : cgroup_mounts) mounts.push_back({{"mountpoint", r.mountpoint}, {"controllers", r.controllers}});
+  return {{"cgroup_mounts", mounts}, {"stdio", stdio}};
+}
+
+DumpExternals DumpExternals::from_json(const nlohmann::json& json) {
+  DumpExternals out;
+  for (const auto& r : json.value("cgroup_mounts", nlohmann::json::array()))
+    out.cgroup_mounts.push_back({r.at("mountpoint").get<std::string>(), r.at("controllers").get<std::string>()});
+  out.stdio = json.value("stdio", std::vector<std::string>{});
   return out;
 }
 
-std::vector<CgroupMountRef> cgroup_mounts_from_json(const nlohmann::json& json) {
-  std::vector<CgroupMountRef> out;
-  for (const auto& r : json) out.push_back({r.at("mountpoint").get<std::string>(), r.at("controllers").get<std::string>()});
-  return out;
+std::vector<std::string> shared_stdio_keys(pid_t workload, pid_t anchor) {
+  auto keys = stdio_keys(workload);
+  for (int fd = 0; fd < 3; ++fd) {
+    struct stat ours {}, anchors {};
+    if (::stat(fmt::format("/proc/{}/fd/{}", workload, fd).c_str(), &ours) < 0 ||
+        ::stat(fmt::format("/proc/{}/fd/{}", anchor, fd).c_str(), &anchors) < 0 || ours.st_dev != anchors.st_dev ||
+        ours.st_ino != anchors.st_ino)
+      keys[static_cast<size_t>(fd)].clear();
+  }
+  return keys;
 }
 
 int criu_namespace_flags(const oci::Config& config) {
@@ -127,8 +143,7 @@ int criu_namespace_flags(const oci::Config& config) {
   return flags & ~CLONE_NEWUSER;
 }
 
-std::vector<CgroupMountRef> dump_generation(const GenerationCriu& c, const std::string& generation,
-                                            int images_dir_fd) {
+DumpExternals dump_generation(const GenerationCriu& c, const std::string& generation, int images_dir_fd) {
   const auto& snap = *c.state.snapshots;
   UniqueFd pidfd = anchor_pidfd(c.state);
   auto leaf = leaf_cgroup(c.container_cgroup, generation_paths({}, generation).cgroup_leaf, true);
@@ -143,16 +158,18 @@ std::vector<CgroupMountRef> dump_generation(const GenerationCriu& c, const std::
   o.file_locks = true;
   for (const auto& m : c.config.mounts)
     if (is_bind(m)) o.ext_mnt.emplace_back(m.destination, mount_key(m));
-  for (const auto& key : snap.stdio)
+  DumpExternals externals;
+  externals.stdio = shared_stdio_keys(snap.workload_pid, c.state.init_pid);
+  for (const auto& key : externals.stdio)
     if (key.rfind("file[", 0) == 0) o.external.push_back(key);
-  auto cgroup_mounts = cgroup_mounts_of(snap.workload_pid);
-  for (const auto& ref : cgroup_mounts) o.ext_mnt.emplace_back(ref.mountpoint, cgroup_key(ref));
+  externals.cgroup_mounts = cgroup_mounts_of(snap.workload_pid);
+  for (const auto& ref : externals.cgroup_mounts) o.ext_mnt.emplace_back(ref.mountpoint, cgroup_key(ref));
   criu::Client(spawn_in_anchor(c, pidfd.get())).dump(o);
-  return cgroup_mounts;
+  return externals;
 }
 
 criu::RestoreResult restore_generation(const GenerationCriu& c, const std::string& generation, int images_dir_fd,
-                                       const std::vector<CgroupMountRef>& cgroup_mounts, bool leave_stopped) {
+                                       const DumpExternals& externals, bool leave_stopped) {
   const auto& snap = *c.state.snapshots;
   UniqueFd pidfd = anchor_pidfd(c.state);
   auto paths = generation_paths(container_store_dir(snap.store, c.state.id), generation);
@@ -172,14 +189,15 @@ criu::RestoreResult restore_generation(const GenerationCriu& c, const std::strin
   o.file_locks = true;
   for (const auto& m : c.config.mounts)
     if (is_bind(m)) o.ext_mnt.emplace_back(mount_key(m), bind_source(m, c.state.bundle));
-  for (const auto& ref : cgroup_mounts) o.ext_mnt.emplace_back(cgroup_key(ref), placement_dir(c.container_cgroup, ref));
+  for (const auto& ref : externals.cgroup_mounts)
+    o.ext_mnt.emplace_back(cgroup_key(ref), placement_dir(c.container_cgroup, ref));
   // The anchor holds the container's original stdio: the new generation reconnects to it.
   std::vector<UniqueFd> stdio;
-  for (size_t fd = 0; fd < snap.stdio.size(); ++fd) {
-    if (snap.stdio[fd].empty()) continue;
+  for (size_t fd = 0; fd < externals.stdio.size(); ++fd) {
+    if (externals.stdio[fd].empty()) continue;
     UniqueFd dup(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), static_cast<int>(fd), 0)));
     if (!dup) throw_errno(fmt::format("take fd {} of the container anchor", fd));
-    o.inherit_fd.emplace_back(snap.stdio[fd], dup.get());
+    o.inherit_fd.emplace_back(externals.stdio[fd], dup.get());
     stdio.push_back(std::move(dup));
   }
   return criu::Client(spawn).restore(o);

@@ -22,8 +22,17 @@ struct CgroupMountRef {
   std::string controllers;  // "cpu,cpuacct", "name=systemd"; "" for cgroup2
 };
 std::vector<CgroupMountRef> cgroup_mounts_of(pid_t pid);
-nlohmann::json to_json(const std::vector<CgroupMountRef>& refs);
-std::vector<CgroupMountRef> cgroup_mounts_from_json(const nlohmann::json& json);
+
+// What a dump declared external, recorded with the snapshot for its restores.
+struct DumpExternals {
+  std::vector<CgroupMountRef> cgroup_mounts;
+  // CRIU keys of the generation's fds 0-2 where they still are the anchor's (the container's
+  // stdio): a restore reconnects them to the anchor's; "" where the workload replaced them.
+  std::vector<std::string> stdio;
+  nlohmann::json to_json() const;
+  static DumpExternals from_json(const nlohmann::json& json);
+};
+std::vector<std::string> shared_stdio_keys(pid_t workload, pid_t anchor);
 
 struct GenerationCriu {
   const ContainerState& state;
@@ -34,14 +43,14 @@ struct GenerationCriu {
 
 // CRIU's freezer check passes at once when the generation's cgroup is already frozen; CRIU
 // leaves it frozen afterwards, the caller thaws.
-// Returns the cgroup mounts it declared external (record them with the snapshot).
-std::vector<CgroupMountRef> dump_generation(const GenerationCriu& c, const std::string& generation, int images_dir_fd);
+// Returns what it declared external (record it with the snapshot).
+DumpExternals dump_generation(const GenerationCriu& c, const std::string& generation, int images_dir_fd);
 
 // Restores images as a new generation: CRIU runs in the generation's leaf cgroup so the tree
 // stays there, its root becomes the anchor's child. The generation's root must be mounted at its
 // merged path in the anchor's mount namespace already.
 criu::RestoreResult restore_generation(const GenerationCriu& c, const std::string& generation, int images_dir_fd,
-                                       const std::vector<CgroupMountRef>& cgroup_mounts, bool leave_stopped);
+                                       const DumpExternals& externals, bool leave_stopped);
 
 // Mounts / unmounts a generation's overlay in the anchor's mount namespace.
 void mount_generation_root(pid_t anchor, const std::vector<std::string>& lowers, const std::filesystem::path& upper,

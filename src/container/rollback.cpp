@@ -90,8 +90,7 @@ void Container::rollback(const std::string& snapshot_ref, const std::string& cri
   try {
     UniqueFd images = open_dir(tree.images(meta->id));
     auto restored = restore_generation({state_, config, *cgroups, criu_path}, generation, images.get(),
-                                       cgroup_mounts_from_json(meta->externals.value("cgroup_mounts", nlohmann::json::array())),
-                                       false);
+                                       DumpExternals::from_json(meta->externals), false);
     anchor_request(anchor_socket(), format_activate({restored.pid, 0, ""}));
     snap.workload_pid = restored.host_pid;
     snap.workload_start_time = process_start_time(restored.host_pid);

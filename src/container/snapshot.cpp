@@ -83,8 +83,7 @@ std::string Container::snapshot(const SnapshotOptions& options) {
       FrozenWorkload frozen(*workload);
       store.snapshot(gen.layer, staging / "fs", true);
       UniqueFd images = open_dir(staging / "criu");
-      auto cgroup_mounts = dump_generation({state_, config, *cgroups, options.criu_path}, snap.generation, images.get());
-      meta.externals = {{"cgroup_mounts", to_json(cgroup_mounts)}};
+      meta.externals = dump_generation({state_, config, *cgroups, options.criu_path}, snap.generation, images.get()).to_json();
     }
     meta.created = rfc3339_nano_now();
     meta.layers.push_back((tree.dir(meta.id) / "fs" / "upper").string());

@@ -77,7 +77,6 @@ SnapshotState SnapshotSetup::describe(pid_t anchor_pid) const {
   s.workload_start_time = process_start_time(s.workload_pid);
   s.layers = {rootfs_.string()};
   s.next_id = 1;
-  s.stdio = stdio_keys(s.workload_pid);
   return s;
 }
 
