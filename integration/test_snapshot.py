@@ -128,3 +128,41 @@ def test_snapshot_and_cold_rollback(t):
     value = counter(t, cid)
     assert at_snapshot - 2 <= value < at_snapshot + 10, (at_snapshot, value)
 
+
+
+def wait_template(t, cid, snap, timeout=20):
+    root = t.rt.root
+    path = os.path.join(root, cid, "templates", f"{snap}.json")
+    util.wait_for(lambda: os.path.exists(path), timeout=timeout, what=f"template of {snap}")
+
+
+def test_warm_rollback_uses_template(t):
+    cid, b = running_snap(t, args=COUNTER)
+    util.wait_for(lambda: counter(t, cid) > 3, what="counter to run")
+    t.rt.exec(cid, "sh", "-c", "echo before > /data.txt")
+    snap = t.rt("snapshot", cid).out.strip()
+    at_snapshot = counter(t, cid)
+    wait_template(t, cid, snap)
+    t.rt.exec(cid, "sh", "-c", "echo after > /data.txt")
+    util.wait_for(lambda: counter(t, cid) > at_snapshot + 5, what="counter to move on")
+    r = t.rt("rollback", cid, snap)
+    assert r.rc == 0, r
+    assert t.rt.exec(cid, "cat", "/data.txt").out == "before\n"
+    value = counter(t, cid)
+    assert at_snapshot - 2 <= value < at_snapshot + 10, (at_snapshot, value)
+    # The pool refills: a second warm rollback to the same snapshot.
+    wait_template(t, cid, snap)
+    t.rt.exec(cid, "sh", "-c", "echo again > /data.txt")
+    t.rt("rollback", cid, snap)
+    assert t.rt.exec(cid, "cat", "/data.txt").out == "before\n"
+
+
+def test_async_snapshot(t):
+    cid, b = running_snap(t, args=COUNTER)
+    util.wait_for(lambda: counter(t, cid) > 3, what="counter to run")
+    t.rt.exec(cid, "sh", "-c", "echo one > /data.txt")
+    snap = t.rt("snapshot", "--async", cid).out.strip()
+    assert t.rt.state(cid)["status"] == "running"
+    t.rt.exec(cid, "sh", "-c", "echo two > /data.txt")  # waits for the dump to finish
+    t.rt("rollback", cid, snap)
+    assert t.rt.exec(cid, "cat", "/data.txt").out == "one\n"

@@ -41,6 +41,7 @@ CreateOptions create_options(const GlobalOptions& global, const ParsedFlags& fla
   o.rootless = global.rootless;
   o.snapshots = flags.get_bool("snapshots");
   o.store = global.store;
+  o.criu = global.criu;
   return o;
 }
 

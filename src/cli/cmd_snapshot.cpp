@@ -4,6 +4,7 @@
 #include "cli/command.hpp"
 #include "cli/table.hpp"
 #include "container/container.hpp"
+#include "container/helper.hpp"
 #include "util/error.hpp"
 
 namespace deltabox::cli {
@@ -38,6 +39,11 @@ int rollback_command(const GlobalOptions& global, const ParsedFlags& flags) {
   return 0;
 }
 
+int helper_command(const GlobalOptions& global, const ParsedFlags& flags) {
+  auto store = open_store(global);
+  return run_helper(store, flags.positional.at(0), 3);
+}
+
 }  // namespace
 
 void add_snapshot_commands(std::vector<Command>& out) {
@@ -50,6 +56,10 @@ void add_snapshot_commands(std::vector<Command>& out) {
   out.push_back({"rollback", "<container-id> <snapshot>",
                  "make the container exactly what it was at a snapshot (files, processes, memory)", {}, 2, 2, true,
                  rollback_command});
+  Command helper{"helper", "<container-id>", "internal: the per-container background helper", {}, 1, 1, true,
+                 helper_command};
+  helper.hidden = true;
+  out.push_back(helper);
 }
 
 }  // namespace deltabox::cli

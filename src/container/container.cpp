@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "container/generation.hpp"
+#include "container/helper.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 
@@ -21,7 +22,10 @@ ContainerState read_state(const StateStore& store, const std::string& id) {
 
 Container Container::load(const StateStore& store, const std::string& id) {
   ContainerLock lock = store.lock(id);
-  return Container(store, read_state(store, id), std::move(lock));
+  Container container(store, read_state(store, id), std::move(lock));
+  // Holding the lock, a dump still queued means the helper that owned it died midway.
+  if (container.state_.snapshots) recover_interrupted_jobs(store, id);
+  return container;
 }
 
 Container Container::peek(const StateStore& store, const std::string& id) {

@@ -15,6 +15,10 @@
 #include "cgroups/manager.hpp"
 #include "cgroups/oom.hpp"
 #include "container/container_state.hpp"
+#include "container/jobs.hpp"
+#include "container/snapshot_tree.hpp"
+#include "container/templates.hpp"
+#include "criu/options.hpp"
 #include "delta/store.hpp"
 #include "state/store.hpp"
 
@@ -33,6 +37,7 @@ struct CreateOptions {
   bool rootless = false;
   bool snapshots = false;            // --snapshots (or the io.deltabox.snapshots annotation)
   std::filesystem::path store;       // the layer store (DeltaFS), for snapshot-enabled containers
+  std::string criu = "criu";         // the criu binary (--criu)
 };
 
 struct ExecOptions {
@@ -84,6 +89,12 @@ class Container {
   std::string snapshot(const SnapshotOptions& options);
   void rollback(const std::string& snapshot, const std::string& criu_path);
 
+  // The helper's side (background.cpp): a container whose lock it already holds (handed over
+  // by an async snapshot, or none for recovery), and one job of its queue.
+  static Container adopt(const StateStore& store, const std::string& id, ContainerLock lock);
+  void run_job(const Job& job);
+  void abandon_interrupted_dump(const Job& job);
+
   void unlock() { lock_.release(); }
 
  private:
@@ -98,7 +109,20 @@ class Container {
   void remove_everything(cgroups::Manager& cgroups);
   void require_snapshots() const;
   std::filesystem::path anchor_socket() const;
+  SnapshotMeta begin_snapshot(const delta::LayerStore& store, const std::string& name);
+  void complete_snapshot(const delta::LayerStore& store, const std::string& snapshot, const std::string& criu_path);
+  void abandon_snapshot(const delta::LayerStore& store, const std::string& snapshot);
+  std::string allocate_generation();
+  // Layer, mount point, leaf cgroup and overlay (in the anchor) of a generation from a snapshot.
+  void prepare_generation(const delta::LayerStore& store, const SnapshotMeta& meta, const std::string& generation);
+  criu::RestoreResult restore_snapshot(const SnapshotTree& tree, const SnapshotMeta& meta, const std::string& generation,
+                                       bool leave_stopped, const std::string& criu_path);
+  void switch_generation(const std::string& generation, pid_t host_pid, const SnapshotMeta& meta);
   void discard_generation(const delta::LayerStore& store, const std::string& generation);
+  TemplateBudget template_budget() const;
+  void make_template(const std::string& snapshot, const std::string& criu_path);
+  void drop_template(const delta::LayerStore& store, const TemplateRecord& record);
+  void dedup_snapshot(const delta::LayerStore& store, const std::string& snapshot);
 
   const StateStore* store_;
   ContainerState state_;

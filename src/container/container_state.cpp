@@ -37,7 +37,8 @@ nlohmann::json ContainerState::to_json() const {
           {"config", config},
           {"cgroup", cgroup},
           {"systemd_cgroup", systemd_cgroup},
-          {"rootless", rootless}};
+          {"rootless", rootless},
+          {"criu", criu}};
   if (snapshots) out["snapshots"] = snapshots->to_json();
   return out;
 }
@@ -55,6 +56,7 @@ ContainerState ContainerState::from_json(const nlohmann::json& json) {
     s.cgroup = json.at("cgroup");
     s.systemd_cgroup = json.value("systemd_cgroup", false);
     s.rootless = json.value("rootless", false);
+    s.criu = json.value("criu", "criu");
     if (auto it = json.find("snapshots"); it != json.end()) s.snapshots = SnapshotState::from_json(*it);
     return s;
   } catch (const nlohmann::json::exception& e) {

@@ -40,6 +40,7 @@ struct ContainerState {
   nlohmann::json cgroup;         // cgroups::Manager::to_state()
   bool systemd_cgroup = false;
   bool rootless = false;
+  std::string criu = "criu";  // the criu binary, as --criu named it at create
   std::optional<SnapshotState> snapshots;
 
   nlohmann::json to_json() const;

@@ -81,6 +81,7 @@ Container Container::create(const StateStore& store, const CreateOptions& option
   state.config = oci::to_json(config);
   state.systemd_cgroup = options.systemd_cgroup;
   state.rootless = options.rootless;
+  state.criu = options.criu;
 
   std::unique_ptr<cgroups::Manager> cgroups;
   std::unique_ptr<SnapshotSetup> snapshot_setup;

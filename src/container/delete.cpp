@@ -6,6 +6,7 @@
 
 #include "container/container.hpp"
 #include "container/generation.hpp"
+#include "container/helper.hpp"
 #include "delta/store.hpp"
 #include "process/hooks.hpp"
 #include "util/error.hpp"
@@ -14,6 +15,7 @@
 namespace deltabox {
 
 void Container::remove_everything(cgroups::Manager& cgroups) {
+  if (state_.snapshots) stop_helper(*store_, state_.id);
   cgroups.destroy();
   if (state_.snapshots) {
     // Layers, snapshots and images go with the container: forks hold their own copies.

@@ -1,44 +1,37 @@
 // `snapshot`: capture a running snapshot-enabled container — its filesystem changes and every
 // process — at one instant, and let it run on.
+//
+// The capture has two halves. Begin: flush the upper, freeze the generation, take the btrfs
+// snapshot of its layer (the filesystem is captured). Complete: CRIU dumps the frozen tree,
+// the generation thaws, and the snapshot is published (meta.json written last: until then it
+// does not exist). With --async the CLI returns between the halves and the container's helper
+// completes it, holding the container's lock (handed over) so other verbs wait.
 #include <fcntl.h>
 #include <unistd.h>
-
-#include <chrono>
 
 #include "container/container.hpp"
 #include "container/generation.hpp"
 #include "container/generation_criu.hpp"
+#include "container/helper.hpp"
+#include "container/jobs.hpp"
 #include "container/snapshot_classify.hpp"
 #include "container/snapshot_tree.hpp"
 #include "delta/store.hpp"
 #include "util/error.hpp"
+#include "util/file.hpp"
 #include "util/log.hpp"
 
 namespace deltabox {
 
 namespace {
 
+constexpr const char* kPendingMeta = "pending.json";
+
 UniqueFd open_dir(const std::filesystem::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) throw_errno(fmt::format("open {}", path.string()));
   return fd;
 }
-
-// Thaws on every exit path: a failed snapshot must leave the container running as it was.
-class FrozenWorkload {
- public:
-  explicit FrozenWorkload(cgroups::Manager& cgroup) : cgroup_(cgroup) { cgroup_.freeze(); }
-  ~FrozenWorkload() {
-    try {
-      cgroup_.thaw();
-    } catch (const std::exception& e) {
-      log::error("thaw after snapshot: {}", e.what());
-    }
-  }
-
- private:
-  cgroups::Manager& cgroup_;
-};
 
 }  // namespace
 
@@ -49,52 +42,98 @@ void Container::require_snapshots() const {
          state_.id);
 }
 
-std::string Container::snapshot(const SnapshotOptions& options) {
-  require_snapshots();
+SnapshotMeta Container::begin_snapshot(const delta::LayerStore& store, const std::string& name) {
   auto status = this->status();
   if (status == oci::Status::stopped || status == oci::Status::created)
     fail("cannot snapshot a container that is {}", oci::status_name(status));
   auto& snap = *state_.snapshots;
-  auto store = delta::LayerStore::open(snap.store);
   const auto dir = container_store_dir(store.root(), state_.id);
   SnapshotTree tree(dir);
-  if (!options.name.empty() && tree.find(options.name)) fail("a snapshot named \"{}\" already exists", options.name);
+  if (!name.empty() && tree.find(name)) fail("a snapshot named \"{}\" already exists", name);
 
   SnapshotMeta meta;
   meta.id = "s" + std::to_string(snap.next_id++);
-  meta.name = options.name;
+  meta.name = name;
   meta.parent = snap.head;
   meta.generation = snap.generation;
   store_->save(state_.id, state_.to_json());  // the id is taken even if this snapshot fails
-
   auto classification = classify_generation(snap.workload_pid, workload_cgroups()->pids());
   meta.snapshot_class = classification.snapshot_class;
   meta.reason = classification.reason;
+  meta.layers.push_back((tree.dir(meta.id) / "fs" / "upper").string());
+  meta.layers.insert(meta.layers.end(), snap.layers.begin(), snap.layers.end());
 
   const auto gen = generation_paths(dir, snap.generation);
   const auto staging = tree.staging(meta.id);
   std::filesystem::create_directories(staging / "criu");
+  auto workload = workload_cgroups();
   try {
+    // Whatever is dirty now is written before the freeze, not inside the frozen window.
     store.flush(gen.layer);
-    oci::Config config = state_.parsed_config();
-    auto cgroups = this->cgroups();
-    auto workload = workload_cgroups();
-    {
-      FrozenWorkload frozen(*workload);
-      store.snapshot(gen.layer, staging / "fs", true);
-      UniqueFd images = open_dir(staging / "criu");
-      meta.externals = dump_generation({state_, config, *cgroups, options.criu_path}, snap.generation, images.get()).to_json();
-    }
-    meta.created = rfc3339_nano_now();
-    meta.layers.push_back((tree.dir(meta.id) / "fs" / "upper").string());
-    meta.layers.insert(meta.layers.end(), snap.layers.begin(), snap.layers.end());
-    tree.publish(meta);
+    workload->freeze();
+    store.snapshot(gen.layer, staging / "fs", true);
+    write_file_atomic(staging / kPendingMeta, meta.to_json().dump(), 0600, Durability::survive_process_crash);
   } catch (...) {
-    store.remove(staging);
+    abandon_snapshot(store, meta.id);
     throw;
   }
-  snap.head = meta.id;
-  store_->save(state_.id, state_.to_json());
+  return meta;
+}
+
+void Container::complete_snapshot(const delta::LayerStore& store, const std::string& snapshot,
+                                  const std::string& criu_path) {
+  SnapshotTree tree(container_store_dir(store.root(), state_.id));
+  const auto staging = tree.staging(snapshot);
+  try {
+    auto meta = SnapshotMeta::from_json(nlohmann::json::parse(read_file(staging / kPendingMeta)));
+    oci::Config config = state_.parsed_config();
+    auto cgroups = this->cgroups();
+    {
+      UniqueFd images = open_dir(staging / "criu");
+      meta.externals = dump_generation({state_, config, *cgroups, criu_path}, meta.generation, images.get()).to_json();
+    }
+    workload_cgroups()->thaw();
+    meta.created = rfc3339_nano_now();
+    std::filesystem::remove(staging / kPendingMeta);
+    tree.publish(meta);
+    state_.snapshots->head = meta.id;
+    store_->save(state_.id, state_.to_json());
+    JobQueue jobs(store_->dir(state_.id));
+    if (!meta.parent.empty()) jobs.enqueue({Job::Type::dedup, meta.id, ""});
+    if (meta.snapshot_class == SnapshotClass::template_ready) jobs.enqueue({Job::Type::template_restore, meta.id, ""});
+  } catch (...) {
+    abandon_snapshot(store, snapshot);
+    throw;
+  }
+}
+
+// A snapshot that did not complete: nothing of it stays, and the container runs on.
+void Container::abandon_snapshot(const delta::LayerStore& store, const std::string& snapshot) {
+  try {
+    workload_cgroups()->thaw();
+  } catch (const std::exception& e) {
+    log::error("thaw {} after a failed snapshot: {}", state_.id, e.what());
+  }
+  try {
+    store.remove(SnapshotTree(container_store_dir(store.root(), state_.id)).staging(snapshot));
+  } catch (const std::exception& e) {
+    log::warn("remove the remains of snapshot {}: {}", snapshot, e.what());
+  }
+}
+
+std::string Container::snapshot(const SnapshotOptions& options) {
+  require_snapshots();
+  auto store = delta::LayerStore::open(state_.snapshots->store);
+  SnapshotMeta meta = begin_snapshot(store, options.name);
+  if (options.async) {
+    JobQueue(store_->dir(state_.id)).enqueue({Job::Type::dump, meta.id, meta.generation});
+    // The helper inherits our lock: every other verb waits until the dump is done.
+    wake_helper(*store_, state_.id, lock_.dir_fd());
+    lock_.release();
+    return meta.id;
+  }
+  complete_snapshot(store, meta.id, options.criu_path);
+  wake_helper(*store_, state_.id);
   return meta.id;
 }
 

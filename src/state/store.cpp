@@ -28,13 +28,14 @@ void mkdir_p(const std::filesystem::path& path, mode_t mode) {
   ::chmod(path.c_str(), mode);
 }
 
-UniqueFd lock_dir(const std::filesystem::path& path) {
+UniqueFd lock_dir(const std::filesystem::path& path, bool wait = true) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) {
     if (errno == ENOENT) throw Error("container does not exist");
     throw_errno(fmt::format("open {}", path.string()));
   }
-  while (::flock(fd.get(), LOCK_EX) < 0) {
+  while (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+    if (!wait && errno == EWOULDBLOCK) return {};
     if (errno != EINTR) throw_errno(fmt::format("lock {}", path.string()));
   }
   // A delete that held the lock before us has removed the directory meanwhile.
@@ -86,6 +87,11 @@ ContainerLock StateStore::create_dir(const std::string& id) const {
 ContainerLock StateStore::lock(const std::string& id) const {
   validate_container_id(id);
   return ContainerLock(lock_dir(dir(id)));
+}
+
+ContainerLock StateStore::try_lock(const std::string& id) const {
+  validate_container_id(id);
+  return ContainerLock(lock_dir(dir(id), false));
 }
 
 void StateStore::remove_dir(const std::string& id) const {

@@ -45,6 +45,8 @@ class StateStore {
   // Locks an existing container dir; throws "container does not exist" (also when it vanished
   // while we waited for the lock).
   ContainerLock lock(const std::string& id) const;
+  // Without waiting: an unheld lock when another process holds it.
+  ContainerLock try_lock(const std::string& id) const;
   void remove_dir(const std::string& id) const;
 
   // The state file: written atomically (rename), read whole.

@@ -1,0 +1,53 @@
+// Work the helper does for a snapshot-enabled container (helper.hpp, jobs.hpp).
+#include "container/container.hpp"
+#include "container/generation.hpp"
+#include "container/snapshot_tree.hpp"
+#include "delta/dedup.hpp"
+#include "delta/store.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+namespace deltabox {
+
+Container Container::adopt(const StateStore& store, const std::string& id, ContainerLock lock) {
+  auto json = store.load(id);
+  if (!json) throw Error("container does not exist");
+  return Container(store, ContainerState::from_json(*json), std::move(lock));
+}
+
+void Container::run_job(const Job& job) {
+  if (!state_.snapshots) return;
+  auto store = delta::LayerStore::open(state_.snapshots->store);
+  switch (job.type) {
+    case Job::Type::dump:
+      complete_snapshot(store, job.snapshot, state_.criu);
+      break;
+    case Job::Type::template_restore:
+      make_template(job.snapshot, state_.criu);
+      break;
+    case Job::Type::discard:
+      discard_generation(store, job.generation);
+      break;
+    case Job::Type::dedup:
+      dedup_snapshot(store, job.snapshot);
+      break;
+  }
+}
+
+void Container::abandon_interrupted_dump(const Job& job) {
+  log::warn("container {}: snapshot {} was interrupted and is discarded", state_.id, job.snapshot);
+  abandon_snapshot(delta::LayerStore::open(state_.snapshots->store), job.snapshot);
+}
+
+// Without soft-dirty tracking every dump holds all memory: share what did not change with the
+// parent snapshot's images, so disk per snapshot is about the pages that did.
+void Container::dedup_snapshot(const delta::LayerStore& store, const std::string& snapshot) {
+  SnapshotTree tree(container_store_dir(store.root(), state_.id));
+  auto meta = tree.find(snapshot);
+  if (!meta || meta->parent.empty()) return;
+  auto parent = tree.find(meta->parent);
+  if (!parent) return;
+  delta::dedup_against_parent(tree.images(meta->id), tree.images(parent->id));
+}
+
+}  // namespace deltabox
