@@ -1,5 +1,6 @@
 #include "process/launcher.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -67,14 +68,22 @@ void child_preamble(pid_t expected_parent, InitContext& ctx, SyncChannel& channe
     }
     if (plan.new_flags && ::unshare(plan.new_flags) < 0) throw_errno("unshare namespaces");
     if (config.linux && (plan.new_flags & CLONE_NEWTIME)) write_time_offsets(config.linux->time_offsets);
+    // The init talks to the CLI on our channel: it waits until its pid went first.
+    int go[2];
+    check(::pipe2(go, O_CLOEXEC), "pipe");
     pid_t init = spec.anchor ? clone_process(CLONE_PARENT, spec.anchor->anchor_cgroup_fd) : clone_sibling();
     if (init == 0) {
       die_with_parent(cli_pid);
+      ::close(go[1]);
+      char byte;
+      while (::read(go[0], &byte, 1) < 0 && errno == EINTR) {
+      }
+      ::close(go[0]);
       if (spec.anchor) run_anchor_init(spec.init, *spec.anchor, channel);
       run_container_init(spec.init, channel);
     }
     channel.send(SyncMsg::child_pid, std::to_string(init));
-    ::_exit(0);
+    ::_exit(0);  // closing our end of `go` lets the init start
   } catch (const std::exception& e) {
     try {
       channel.send(SyncMsg::error, e.what());
