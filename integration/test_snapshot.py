@@ -166,3 +166,60 @@ def test_async_snapshot(t):
     t.rt.exec(cid, "sh", "-c", "echo two > /data.txt")  # waits for the dump to finish
     t.rt("rollback", cid, snap)
     assert t.rt.exec(cid, "cat", "/data.txt").out == "one\n"
+
+
+def test_fork_four(t):
+    cid, b = running_snap(t, args=COUNTER)
+    util.wait_for(lambda: counter(t, cid) > 3, what="counter to run")
+    t.rt.exec(cid, "sh", "-c", "echo parent > /data.txt")
+    snap = t.rt("snapshot", cid).out.strip()
+    at_snapshot = counter(t, cid)
+    forks = [t.id(f"f{i}") for i in range(4)]
+    for f in forks:
+        t.defer(t.rt.cleanup, f)
+    with open(t.path("forks.out"), "w") as out:
+        r = t.rt("fork", cid, snap, *forks, stdin=subprocess.DEVNULL, stdout=out, stderr=out, check=False)
+    assert r.rc == 0, util.read_file(t.path("forks.out"))
+    anchors = set()
+    for f in forks:
+        st = t.rt.state(f)
+        assert st["status"] == "running", st
+        anchors.add(st["pid"])
+        assert t.rt.exec(f, "cat", "/data.txt").out == "parent\n"
+        value = counter(t, f)
+        assert at_snapshot - 2 <= value < at_snapshot + 40, (at_snapshot, value)
+    assert len(anchors) == 4
+    # Each fork has its own filesystem and network namespace.
+    t.rt.exec(forks[0], "sh", "-c", "echo mine > /data.txt")
+    assert t.rt.exec(forks[1], "cat", "/data.txt").out == "parent\n"
+    assert t.rt.exec(cid, "cat", "/data.txt").out == "parent\n"
+    nets = {os.readlink(f"/proc/{t.rt.state(f)['pid']}/ns/net") for f in forks + [cid]}
+    assert len(nets) == 5
+    # A fork outlives its source.
+    t.rt.delete(cid, force=True)
+    assert counter(t, forks[2]) > 0
+    for f in forks:
+        t.rt.delete(f, force=True)
+    assert_nothing_left(t, cid, b)
+
+
+def test_snapshots_list_and_remove(t):
+    cid, b = running_snap(t)
+    s1 = t.rt("snapshot", "--name", "first", cid).out.strip()
+    t.rt.exec(cid, "sh", "-c", "echo x > /x")
+    s2 = t.rt("snapshot", cid).out.strip()
+    rows = json.loads(t.rt("snapshots", "--format", "json", cid).out)
+    assert [r["id"] for r in rows] == [s1, s2], rows
+    assert rows[0]["name"] == "first" and rows[1]["parent"] == s1 and rows[1]["head"], rows
+    assert all(r["class"] == "template" for r in rows), rows
+    r = t.rt("snapshots", cid)
+    assert r.out.splitlines()[0].split()[:4] == ["ID", "NAME", "PARENT", "CREATED"], r.out
+    # Rollback by name, then remove the first snapshot: the second still needs nothing of it.
+    t.rt("rollback", cid, "first")
+    t.rt("snapshots", "rm", cid, s1)
+    rows = json.loads(t.rt("snapshots", "--format", "json", cid).out)
+    assert [r["id"] for r in rows] == [s2], rows
+    r = t.rt("rollback", cid, s1, check=False)
+    assert_error(r, 1, "does not exist")
+    t.rt("rollback", cid, s2)
+    assert t.rt.exec(cid, "cat", "/x").out == "x\n"

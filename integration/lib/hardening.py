@@ -45,7 +45,7 @@ PROBE_C = r"""
 #define MAX_PID (1 << 22)
 
 static FILE *logf;
-static const char MARK[] = "#!/bin/sh\necho PWNED-BY-CONTAINER\n";
+static const char MARK[] = "#!/bin/sh\necho PWNED-BY-CONTAINER\nexit 99\n";
 
 static void logline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logline(const char *fmt, ...) {

@@ -116,7 +116,8 @@ int exec_foreground(Container& container, ExecOptions options) {
 int exec_command(const GlobalOptions& global, const ParsedFlags& flags) {
   try {
     auto store = open_store(global);
-    Container container = Container::peek(store, flags.positional.at(0));
+    // The lock (held until the process runs) makes exec wait for a snapshot's dump to finish.
+    Container container = Container::load(store, flags.positional.at(0));
     ExecOptions options;
     options.process = flags.has("process") ? process_from_file(flags.get_string("process"))
                                            : process_from_flags(container, flags);

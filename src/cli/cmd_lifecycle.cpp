@@ -115,6 +115,14 @@ int delete_command(const GlobalOptions& global, const ParsedFlags& flags) {
   auto store = open_store(global);
   const std::string& id = flags.positional.at(0);
   const bool force = flags.get_bool("force");
+  if (force) {
+    // A snapshot's dump in the background holds the container's lock: killing the processes
+    // makes it fail fast (nothing becomes visible) and hands the lock back.
+    try {
+      Container::peek(store, id).kill(SIGKILL, true);
+    } catch (const Error&) {
+    }
+  }
   try {
     Container::load(store, id).destroy(force);
   } catch (const Error& e) {
@@ -129,7 +137,8 @@ int delete_command(const GlobalOptions& global, const ParsedFlags& flags) {
 int kill_command(const GlobalOptions& global, const ParsedFlags& flags) {
   auto store = open_store(global);
   int signal = flags.positional.size() > 1 ? parse_signal(flags.positional[1]) : SIGTERM;
-  Container::load(store, flags.positional.at(0)).kill(signal, flags.get_bool("all"));
+  // No lock: a signal needs no serialising, and must get through while a dump holds the lock.
+  Container::peek(store, flags.positional.at(0)).kill(signal, flags.get_bool("all"));
   return 0;
 }
 

@@ -49,10 +49,25 @@ struct ExecOptions {
   bool ignore_paused = false;
 };
 
+// What a fork starts from: a snapshot of another container.
+struct ForkSource {
+  std::vector<std::string> layers;  // the snapshot's lowers, top first, bundle rootfs last
+  std::filesystem::path images;     // its CRIU images
+  SnapshotMeta meta;
+};
+
 struct SnapshotOptions {
   std::string name;
   bool async = false;
   std::string criu_path;
+};
+
+struct SnapshotInfo {
+  SnapshotMeta meta;
+  bool template_ready = false;
+  bool head = false;  // the snapshot the running generation descends from
+  uint64_t fs_bytes = 0;
+  uint64_t image_bytes = 0;
 };
 
 class Container {
@@ -88,6 +103,11 @@ class Container {
   // Snapshot-enabled containers (snapshot.cpp, rollback.cpp, ...).
   std::string snapshot(const SnapshotOptions& options);
   void rollback(const std::string& snapshot, const std::string& criu_path);
+  // New running containers from one of our snapshots, each with its own id, cgroup, layers and
+  // namespaces; `base` carries what create would take from the CLI (store, root, criu).
+  void fork(const std::string& snapshot, const std::vector<std::string>& new_ids, const CreateOptions& base);
+  std::vector<SnapshotInfo> list_snapshots() const;
+  void remove_snapshots(const std::vector<std::string>& snapshots);
 
   // The helper's side (background.cpp): a container whose lock it already holds (handed over
   // by an async snapshot, or none for recovery), and one job of its queue.
@@ -99,6 +119,11 @@ class Container {
 
  private:
   Container(const StateStore& store, ContainerState state, ContainerLock lock);
+  static Container build(const StateStore& store, const CreateOptions& options, oci::Config config,
+                         const ForkSource* fork);
+  // A fork's first generation, restored from the source snapshot; returns its pid in the
+  // anchor's pid namespace.
+  pid_t restore_fork(const ForkSource& fork);
   std::unique_ptr<cgroups::Manager> cgroups() const;
   // Where the user's processes run: the container's cgroup, or the current generation's leaf.
   std::unique_ptr<cgroups::Manager> workload_cgroups() const;

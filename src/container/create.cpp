@@ -62,13 +62,21 @@ UniqueFd make_start_fifo(const std::filesystem::path& path) {
 }  // namespace
 
 Container Container::create(const StateStore& store, const CreateOptions& options) {
-  oci::Config config = load_bundle_config(options.bundle);
+  return build(store, options, load_bundle_config(options.bundle), nullptr);
+}
+
+// create, and fork (fork != nullptr): a fork has its source's config, no `created` phase (no
+// start fifo, no hooks, no console) and its first generation restored from the snapshot.
+Container Container::build(const StateStore& store, const CreateOptions& options, oci::Config config,
+                           const ForkSource* fork) {
   auto rootfs = rootfs_of(config, options.bundle);
-  if (config.process->terminal && options.console_socket.empty() && options.console_socket_fd < 0)
-    fail("cannot allocate tty if runc will detach without setting console socket");
-  if (!config.process->terminal && (!options.console_socket.empty() || options.console_socket_fd >= 0))
-    fail("cannot use console socket if runc will not detach or allocate tty");
-  const bool snapshots = snapshots_requested(config, options.snapshots);
+  if (!fork) {
+    if (config.process->terminal && options.console_socket.empty() && options.console_socket_fd < 0)
+      fail("cannot allocate tty if runc will detach without setting console socket");
+    if (!config.process->terminal && (!options.console_socket.empty() || options.console_socket_fd >= 0))
+      fail("cannot use console socket if runc will not detach or allocate tty");
+  }
+  const bool snapshots = fork || snapshots_requested(config, options.snapshots);
   if (snapshots)
     if (auto why = snapshot_refusal(config); !why.empty()) fail("cannot enable snapshots: {}", why);
 
@@ -92,7 +100,8 @@ Container Container::create(const StateStore& store, const CreateOptions& option
     state.cgroup = cgroups->to_state();
     if (config.linux->resources) cgroups->apply(*config.linux->resources);
 
-    UniqueFd fifo = make_start_fifo(store.dir(options.id) / "exec.fifo");
+    UniqueFd fifo;
+    if (!fork) fifo = make_start_fifo(store.dir(options.id) / "exec.fifo");
     UniqueFd console;
     if (!options.console_socket.empty()) console = connect_console_socket(options.console_socket);
     LaunchSpec spec;
@@ -106,24 +115,37 @@ Container Container::create(const StateStore& store, const CreateOptions& option
     spec.init.console_socket = console ? console.get() : options.console_socket_fd;
     spec.init.start_fifo = fifo.get();
     spec.init.inherited_fds = socket_activation_fds(spec.init.extra_env) + options.preserve_fds;
-    spec.run_hooks = [&](const std::string&, pid_t pid) {
-      HookState hook{options.id, oci::Status::creating, pid, options.bundle.string(), config.annotations};
-      run_hooks(config.hooks->prestart, hook, "prestart");
-      run_hooks(config.hooks->create_runtime, hook, "createRuntime");
-    };
+    if (!fork)
+      spec.run_hooks = [&](const std::string&, pid_t pid) {
+        HookState hook{options.id, oci::Status::creating, pid, options.bundle.string(), config.annotations};
+        run_hooks(config.hooks->prestart, hook, "prestart");
+        run_hooks(config.hooks->create_runtime, hook, "createRuntime");
+      };
     if (snapshots) {
-      snapshot_setup = std::make_unique<SnapshotSetup>(options.store, options.id, rootfs, *cgroups, store.dir(options.id));
+      snapshot_setup = std::make_unique<SnapshotSetup>(options.store, options.id, rootfs, *cgroups,
+                                                       store.dir(options.id),
+                                                       fork ? fork->layers : std::vector<std::string>{});
       spec.anchor = snapshot_setup->anchor_spec();
+      spec.anchor->start_generation = !fork;
       spec.init.rootfs = generation_paths(container_store_dir(options.store, options.id), "0").merged;
     }
     init = launch_init(spec);
 
     state.init_pid = init.pid;
     state.init_start_time = process_start_time(init.pid);
-    if (snapshot_setup) state.snapshots = snapshot_setup->describe(init.pid);
+    std::string first_generation;
+    if (fork) {
+      state.snapshots = snapshot_setup->describe_empty();
+      Container staged(store, state, ContainerLock());
+      auto restored = staged.restore_fork(*fork);
+      state = staged.state_;
+      first_generation = std::to_string(restored);
+    } else if (snapshot_setup) {
+      state.snapshots = snapshot_setup->describe(init.pid);
+    }
     if (!options.pid_file.empty()) write_pid_file(options.pid_file, init.pid);
     store.save(options.id, state.to_json());
-    init.release();
+    init.release(first_generation);
     if (snapshot_setup) snapshot_setup->commit();
   } catch (...) {
     init.kill_and_reap();

@@ -120,8 +120,13 @@ bool run_pending_jobs(const StateStore& store, const std::string& id) {
   for (const auto& [file, job] : queue.pending()) {
     // A dump runs only under the lock its snapshot handed over (serve_client).
     if (job.type == Job::Type::dump) continue;
-    ContainerLock lock = store.try_lock(id);
-    if (!lock.held()) return false;
+    // Only a template's first step (a new generation id, the pool's bounds) needs the lock;
+    // the rest of background work touches nothing a verb changes.
+    ContainerLock lock;
+    if (job.type == Job::Type::template_restore) {
+      lock = store.try_lock(id);
+      if (!lock.held()) return false;
+    }
     try {
       run_job(store, id, job, std::move(lock));
     } catch (const std::exception& e) {

@@ -33,12 +33,14 @@ std::string snapshot_refusal(const oci::Config& config) {
 
 SnapshotSetup::SnapshotSetup(const std::filesystem::path& store_dir, const std::string& id,
                              const std::filesystem::path& rootfs, cgroups::Manager& container_cgroup,
-                             const std::filesystem::path& state_dir)
+                             const std::filesystem::path& state_dir, const std::vector<std::string>& base_layers)
     : store_(delta::LayerStore::open(store_dir)), dir_(container_store_dir(store_.root(), id)), rootfs_(rootfs) {
   try {
     if (std::filesystem::exists(dir_)) store_.remove(dir_);  // leftovers of a container of the same id
+    lowers_ = copy_layers(base_layers);
+    lowers_.push_back(rootfs_.string());
     auto gen = generation_paths(dir_, "0");
-    store_.create_writable(gen.layer);
+    store_.create_writable(gen.layer, lowers_.front());
     std::filesystem::create_directories(gen.merged);
     anchor_cgroup_ = leaf_cgroup(container_cgroup, kAnchorCgroupLeaf);
     anchor_cgroup_->create();
@@ -47,7 +49,7 @@ SnapshotSetup::SnapshotSetup(const std::filesystem::path& store_dir, const std::
     anchor_cgroup_fd_.reset(anchor_cgroup_->unified_dir_fd());
     generation_cgroup_fd_.reset(generation_cgroup_->unified_dir_fd());
 
-    delta::OverlayLayers layers{{rootfs_}, gen.upper, gen.work};
+    delta::OverlayLayers layers{{lowers_.begin(), lowers_.end()}, gen.upper, gen.work};
     anchor_.mount_generation_root = [layers, merged = gen.merged] { delta::mount_overlay_at(layers, merged); };
     anchor_.control_socket = (state_dir / "anchor.sock").string();
     anchor_.anchor_cgroup = anchor_cgroup_.get();
@@ -60,6 +62,19 @@ SnapshotSetup::SnapshotSetup(const std::filesystem::path& store_dir, const std::
   }
 }
 
+// Layer "<snapshot>/fs/upper" of another container → "<ours>/base/<i>/upper".
+std::vector<std::string> SnapshotSetup::copy_layers(const std::vector<std::string>& base_layers) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i + 1 < base_layers.size(); ++i) {
+    auto layer = std::filesystem::path(base_layers[i]).parent_path();
+    auto copy = dir_ / "base" / std::to_string(i);
+    std::filesystem::create_directories(copy.parent_path());
+    store_.snapshot(layer, copy, true);
+    out.push_back((copy / "upper").string());
+  }
+  return out;
+}
+
 SnapshotSetup::~SnapshotSetup() {
   if (committed_) return;
   try {
@@ -69,14 +84,19 @@ SnapshotSetup::~SnapshotSetup() {
   }
 }
 
-SnapshotState SnapshotSetup::describe(pid_t anchor_pid) const {
+SnapshotState SnapshotSetup::describe_empty() const {
   SnapshotState s;
   s.store = store_.root();
   s.generation = "0";
+  s.layers = lowers_;
+  s.next_id = 1;
+  return s;
+}
+
+SnapshotState SnapshotSetup::describe(pid_t anchor_pid) const {
+  SnapshotState s = describe_empty();
   s.workload_pid = first_child(anchor_pid);
   s.workload_start_time = process_start_time(s.workload_pid);
-  s.layers = {rootfs_.string()};
-  s.next_id = 1;
   return s;
 }
 

@@ -25,8 +25,12 @@ std::string snapshot_refusal(const oci::Config& config);
 
 class SnapshotSetup {
  public:
+  // base_layers: for a fork, the snapshot's layer chain (top first, bundle rootfs last); each
+  // delta layer is copied (O(1) btrfs snapshot) so the fork outlives its source. Empty: a fresh
+  // container over the bundle rootfs.
   SnapshotSetup(const std::filesystem::path& store_dir, const std::string& id, const std::filesystem::path& rootfs,
-                cgroups::Manager& container_cgroup, const std::filesystem::path& state_dir);
+                cgroups::Manager& container_cgroup, const std::filesystem::path& state_dir,
+                const std::vector<std::string>& base_layers = {});
   ~SnapshotSetup();
   SnapshotSetup(const SnapshotSetup&) = delete;
   SnapshotSetup& operator=(const SnapshotSetup&) = delete;
@@ -34,12 +38,16 @@ class SnapshotSetup {
   AnchorSpec& anchor_spec() { return anchor_; }
   // After the launch: finds generation 0 beneath the anchor and records what later verbs need.
   SnapshotState describe(pid_t anchor_pid) const;
+  // A fork's: no generation runs yet.
+  SnapshotState describe_empty() const;
   void commit() { committed_ = true; }
 
  private:
+  std::vector<std::string> copy_layers(const std::vector<std::string>& base_layers);
   delta::LayerStore store_;
   std::filesystem::path dir_;
   std::filesystem::path rootfs_;
+  std::vector<std::string> lowers_;
   std::unique_ptr<cgroups::Manager> anchor_cgroup_;
   std::unique_ptr<cgroups::Manager> generation_cgroup_;
   UniqueFd anchor_cgroup_fd_;

@@ -29,7 +29,8 @@ nlohmann::json SnapshotMeta::to_json() const {
           {"reason", reason},
           {"fs_bytes", fs_bytes},
           {"image_bytes", image_bytes},
-          {"externals", externals}};
+          {"externals", externals},
+          {"removed", removed}};
 }
 
 SnapshotMeta SnapshotMeta::from_json(const nlohmann::json& j) {
@@ -46,6 +47,7 @@ SnapshotMeta SnapshotMeta::from_json(const nlohmann::json& j) {
     m.fs_bytes = j.value("fs_bytes", uint64_t{0});
     m.image_bytes = j.value("image_bytes", uint64_t{0});
     m.externals = j.value("externals", nlohmann::json::object());
+    m.removed = j.value("removed", false);
     return m;
   } catch (const nlohmann::json::exception& e) {
     fail("corrupt snapshot metadata: {}", e.what());
@@ -60,6 +62,22 @@ std::filesystem::path SnapshotTree::dir(const std::string& snap) const { return 
 std::filesystem::path SnapshotTree::staging(const std::string& snap) const { return root_ / (kStagingPrefix + snap); }
 
 std::vector<SnapshotMeta> SnapshotTree::list() const {
+  auto out = all();
+  std::erase_if(out, [](const SnapshotMeta& m) { return m.removed; });
+  return out;
+}
+
+std::vector<SnapshotMeta> SnapshotTree::removed() const {
+  auto out = all();
+  std::erase_if(out, [](const SnapshotMeta& m) { return !m.removed; });
+  return out;
+}
+
+void SnapshotTree::update(const SnapshotMeta& meta) const {
+  write_file_atomic(dir(meta.id) / kMeta, meta.to_json().dump(), 0600, Durability::survive_power_loss);
+}
+
+std::vector<SnapshotMeta> SnapshotTree::all() const {
   std::vector<SnapshotMeta> out;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(root_, ec)) {

@@ -37,6 +37,9 @@ struct SnapshotMeta {
   uint64_t fs_bytes = 0;     // bytes of the layer no other snapshot shares
   uint64_t image_bytes = 0;  // bytes of the process images no other snapshot shares
   nlohmann::json externals;  // what the dump declared external (generation_criu.hpp)
+  // Removed by the user, but its layer is still a lower of something that lives on: hidden,
+  // images gone, kept until nothing needs the layer.
+  bool removed = false;
 
   nlohmann::json to_json() const;
   static SnapshotMeta from_json(const nlohmann::json& json);
@@ -52,14 +55,18 @@ class SnapshotTree {
   // Where a snapshot is assembled before it becomes visible.
   std::filesystem::path staging(const std::string& snap) const;
 
-  std::vector<SnapshotMeta> list() const;  // complete snapshots, oldest first
+  std::vector<SnapshotMeta> list() const;  // visible snapshots, oldest first
+  std::vector<SnapshotMeta> removed() const;  // removed ones whose layer is kept
   std::optional<SnapshotMeta> find(const std::string& id_or_name) const;
   // Makes a staged snapshot visible: meta.json written and fsynced, then the staging dir renamed.
   void publish(const SnapshotMeta& meta) const;
+  // Rewrites a published snapshot's meta.json atomically.
+  void update(const SnapshotMeta& meta) const;
   // Staging dirs of snapshots that never completed (a crash, a kill): safe to delete.
   std::vector<std::filesystem::path> abandoned() const;
 
  private:
+  std::vector<SnapshotMeta> all() const;
   std::filesystem::path root_;
 };
 

@@ -72,6 +72,9 @@ void Container::make_template(const std::string& snapshot, const std::string& cr
 
   const std::string generation = allocate_generation();
   prepare_generation(store, *meta, generation);
+  // CRIU's restore takes tens of ms: verbs need not wait for it. A rollback meanwhile finds no
+  // record yet and goes cold; a delete kills the restore with the container's cgroup.
+  lock_.release();
   try {
     auto restored = restore_snapshot(tree, *meta, generation, true, criu_path);
     pool.save({meta->id, generation, restored.pid, restored.host_pid, process_start_time(restored.host_pid), bytes});

@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "linux/netlink.hpp"
 #include "process/anchor.hpp"
 #include "process/clone.hpp"
 #include "util/error.hpp"
@@ -73,12 +74,26 @@ void run_anchor_init(InitContext& init, AnchorSpec& anchor, SyncChannel& cli) {
     if (::setsid() < 0) throw_errno("anchor: setsid");
     anchor.anchor_cgroup->enter_self(anchor.anchor_cgroup_fd >= 0);
     prepare_anchor_mounts();
+    // The container's network namespace is the anchor's too: a fork's has no generation 0 to
+    // bring lo up, and CRIU's restore needs it.
+    if (const auto* net = init.config->find_namespace(oci::NamespaceType::network); net && net->path.empty())
+      bring_up_loopback();
     anchor.mount_generation_root();
     UniqueFd listener = anchor_listen(anchor.control_socket);
     // CRIU keeps its kernel-probe cache (/run/criu.kdat, ~30 ms a run) only on tmpfs. Mounted
     // after the control socket is bound: it hides the host's /run, the state dir's usual home.
     if (::mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=1m") < 0)
       throw_errno("anchor: mount tmpfs on /run");
+    if (!anchor.start_generation) {
+      // A fork: the CLI restores the first generation into our namespaces (CRIU's restored
+      // root becomes our child as CRIU exits), then releases us naming it.
+      cli.send(SyncMsg::ready);
+      pid_t first = std::stoi(cli.expect(SyncMsg::proceed, "restore the first generation"));
+      if (::prctl(PR_SET_PDEATHSIG, 0) < 0) throw_errno("anchor: clear parent death signal");
+      cli.send(SyncMsg::ready);
+      cli.close();
+      ::_exit(run_anchor(first, std::move(listener)));
+    }
     auto [ours, theirs] = SyncChannel::make_pair();
     pid_t generation = clone_process(CLONE_NEWPID | CLONE_NEWNS, anchor.generation_cgroup_fd);
     if (generation == 0) {

@@ -95,8 +95,8 @@ void child_preamble(pid_t expected_parent, InitContext& ctx, SyncChannel& channe
 
 }  // namespace
 
-void LaunchedInit::release() {
-  channel.send(SyncMsg::proceed);
+void LaunchedInit::release(const std::string& payload) {
+  channel.send(SyncMsg::proceed, payload);
   channel.expect(SyncMsg::ready, "container init");
 }
 

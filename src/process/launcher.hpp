@@ -18,8 +18,9 @@ namespace deltabox {
 struct LaunchedInit {
   pid_t pid = 0;
   SyncChannel channel;
-  // Lets the init outlive us: it drops its parent-death signal and confirms.
-  void release();
+  // Lets the init outlive us: it drops its parent-death signal and confirms. (A fork's anchor
+  // learns its first generation's pid in `payload`.)
+  void release(const std::string& payload = {});
   // SIGKILL and reap: for failure paths before release().
   void kill_and_reap();
 };
@@ -33,6 +34,8 @@ struct AnchorSpec {
   cgroups::Manager* generation_cgroup = nullptr;
   int anchor_cgroup_fd = -1;  // cgroup2 dirs for CLONE_INTO_CGROUP (or -1)
   int generation_cgroup_fd = -1;
+  // false: the anchor starts with no generation (a fork: the caller restores one into it).
+  bool start_generation = true;
 };
 
 struct LaunchSpec {

@@ -1,0 +1,69 @@
+// `snapshots`: the snapshot tree of a container, and removing snapshots (keeping what
+// descendants still need).
+#include <algorithm>
+#include <set>
+
+#include "container/container.hpp"
+#include "container/generation.hpp"
+#include "container/snapshot_tree.hpp"
+#include "container/templates.hpp"
+#include "delta/store.hpp"
+#include "util/error.hpp"
+
+namespace deltabox {
+
+namespace {
+
+// Layers something still running or restorable stacks on: the live generation's, and every
+// visible snapshot's.
+std::set<std::string> layers_in_use(const SnapshotState& state, const SnapshotTree& tree) {
+  std::set<std::string> used(state.layers.begin(), state.layers.end());
+  for (const auto& m : tree.list()) used.insert(m.layers.begin(), m.layers.end());
+  return used;
+}
+
+}  // namespace
+
+std::vector<SnapshotInfo> Container::list_snapshots() const {
+  require_snapshots();
+  auto store = delta::LayerStore::open(state_.snapshots->store);
+  SnapshotTree tree(container_store_dir(store.root(), state_.id));
+  TemplatePool pool(store_->dir(state_.id));
+  std::vector<SnapshotInfo> out;
+  for (auto& meta : tree.list()) {
+    SnapshotInfo info;
+    auto tpl = pool.find(meta.id);
+    info.template_ready = tpl && tpl->alive();
+    info.head = meta.id == state_.snapshots->head;
+    info.fs_bytes = store.exclusive_bytes(tree.layer(meta.id));
+    info.image_bytes = store.exclusive_bytes(tree.images(meta.id));
+    info.meta = std::move(meta);
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+void Container::remove_snapshots(const std::vector<std::string>& refs) {
+  require_snapshots();
+  auto store = delta::LayerStore::open(state_.snapshots->store);
+  SnapshotTree tree(container_store_dir(store.root(), state_.id));
+  TemplatePool pool(store_->dir(state_.id));
+  std::vector<SnapshotMeta> doomed;
+  for (const auto& ref : refs) {
+    auto meta = tree.find(ref);
+    if (!meta) fail("snapshot {} of container {} does not exist", ref, state_.id);
+    doomed.push_back(*meta);
+  }
+  for (auto& meta : doomed) {
+    if (auto tpl = pool.find(meta.id)) drop_template(store, *tpl);
+    meta.removed = true;
+    tree.update(meta);
+    store.remove(tree.images(meta.id));
+  }
+  // Every removed snapshot whose layer nothing stacks on any more goes for good.
+  const auto used = layers_in_use(*state_.snapshots, tree);
+  for (const auto& meta : tree.removed())
+    if (!used.count(meta.layers.front())) store.remove(tree.dir(meta.id));
+}
+
+}  // namespace deltabox
