@@ -108,7 +108,7 @@ def test_checkpoint_option_errors(t):
     assert_error(r, 1, "--parent-path must be relative")
     r = t.rt("checkpoint", "--image-path", img, "--manage-cgroups-mode", "bogus", cid,
              check=False)
-    assert_error(r, 1, "nvalid manage-cgroups-mode value")
+    assert_error(r, 1, "Invalid manage cgroups mode")
     r = t.rt("checkpoint", "--image-path", img, "--empty-ns", "pid", cid, check=False)
     assert_error(r, 1, 'namespace "pid" is not supported')
     r = t.rt("checkpoint", "--image-path", img, "--page-server", "nonsense", cid, check=False)
@@ -119,7 +119,7 @@ def test_checkpoint_option_errors(t):
 def test_pre_dump_without_memory_tracking(t):
     cid, b = run_counter(t)
     r = t.rt("checkpoint", "--pre-dump", "--image-path", t.path("img"), cid, check=False)
-    assert_error(r, 1, "MemTrack")
+    assert_error(r, 1, "CRIU is missing features")
     assert t.rt.status(cid) == "running"
 
 
@@ -283,7 +283,8 @@ def test_restore_foreground_exit_status(t):
     assert t.rt.status(cid) is None
 
 
-def test_restore_lazy_pages_refused(t):
+def test_checkpoint_lazy_pages_refused(t):
+    t.only_deltabox("runc waits for a lazy-pages client that never comes")
     cid, b = run_counter(t)
     r = t.rt("checkpoint", "--lazy-pages", "--image-path", t.path("img"), cid, check=False)
     assert r.rc == 1, r

