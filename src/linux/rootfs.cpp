@@ -676,7 +676,9 @@ void mask_paths(const std::vector<std::string>& paths, const std::string& mount_
   std::optional<UniqueFd> null;
   for (const std::string& path : paths) {
     const std::string what = fmt::format("mask {}", path);
-    auto target = open_in_root_if_exists(root.get(), path, O_PATH | O_NOFOLLOW);
+    // A symlink is followed, but only inside the root (RESOLVE_IN_ROOT): runc masks what it
+    // points to, and the image must not be able to keep content visible by linking to it.
+    auto target = open_in_root_if_exists(root.get(), path, O_PATH);
     if (!target) continue;
     if (S_ISDIR(fstat_or_throw(target->get(), what).st_mode)) {
       std::string data = mount_label.empty() || !selinux_enabled() ? "" : fmt::format("context=\"{}\"", mount_label);

@@ -84,8 +84,8 @@ void remount_readonly_mounts(const oci::Config& config);
 void remount_root_readonly();
 
 // After pivot. Files get /dev/null bound over them, directories an empty read-only tmpfs.
-// Missing paths are skipped; the last component is not followed if it is a symlink (the link
-// itself is covered).
+// Missing paths are skipped; a symlink is followed inside the root only (what it points to is
+// masked, as runc does).
 void mask_paths(const std::vector<std::string>& paths, const std::string& mount_label = {});
 // After pivot. Each path is bound onto itself (recursively) and that mount made read-only,
 // keeping its nosuid/nodev/noexec. Missing paths are skipped.
