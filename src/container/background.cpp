@@ -2,6 +2,7 @@
 #include "container/container.hpp"
 #include "container/generation.hpp"
 #include "container/snapshot_tree.hpp"
+#include "delta/compact.hpp"
 #include "delta/dedup.hpp"
 #include "delta/store.hpp"
 #include "util/error.hpp"
@@ -31,6 +32,9 @@ void Container::run_job(const Job& job) {
     case Job::Type::dedup:
       dedup_snapshot(store, job.snapshot);
       break;
+    case Job::Type::compact:
+      compact_snapshot(store, job.snapshot);
+      break;
   }
 }
 
@@ -48,6 +52,22 @@ void Container::dedup_snapshot(const delta::LayerStore& store, const std::string
   auto parent = tree.find(meta->parent);
   if (!parent) return;
   delta::dedup_against_parent(tree.images(meta->id), tree.images(parent->id));
+}
+
+// Every rollback stacks one more layer under what follows it; overlayfs allows 500 and lookups
+// slow down with depth. A snapshot with a deep chain gets one flattened layer instead: the
+// generations and templates made from it later stack on that.
+void Container::compact_snapshot(const delta::LayerStore& store, const std::string& snapshot) {
+  SnapshotTree tree(container_store_dir(store.root(), state_.id));
+  auto meta = tree.find(snapshot);
+  if (!meta || meta->layers.size() <= kCompactAbove + 1) return;
+  std::vector<std::filesystem::path> deltas(meta->layers.begin(), meta->layers.end() - 1);
+  const auto dest = tree.dir(meta->id) / "compact";
+  if (std::filesystem::exists(dest)) store.remove(dest);
+  delta::compact_layers(store, deltas, dest);
+  meta->layers = {(dest / "upper").string(), meta->layers.back()};
+  tree.update(*meta);
+  collect_removed_snapshots(store);
 }
 
 }  // namespace deltabox

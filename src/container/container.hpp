@@ -56,6 +56,9 @@ struct ForkSource {
   SnapshotMeta meta;
 };
 
+// Layer chains deeper than this (delta layers over the bundle rootfs) are compacted.
+inline constexpr size_t kCompactAbove = 16;
+
 struct SnapshotOptions {
   std::string name;
   bool async = false;
@@ -148,6 +151,8 @@ class Container {
   void make_template(const std::string& snapshot, const std::string& criu_path);
   void drop_template(const delta::LayerStore& store, const TemplateRecord& record);
   void dedup_snapshot(const delta::LayerStore& store, const std::string& snapshot);
+  void compact_snapshot(const delta::LayerStore& store, const std::string& snapshot);
+  void collect_removed_snapshots(const delta::LayerStore& store);
 
   const StateStore* store_;
   ContainerState state_;

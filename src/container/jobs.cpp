@@ -16,6 +16,7 @@ const char* type_name(Job::Type t) {
     case Job::Type::template_restore: return "template";
     case Job::Type::discard: return "discard";
     case Job::Type::dedup: return "dedup";
+    case Job::Type::compact: return "compact";
   }
   return "";
 }
@@ -32,6 +33,7 @@ Job Job::from_json(const nlohmann::json& j) {
   else if (type == "template") job.type = Type::template_restore;
   else if (type == "discard") job.type = Type::discard;
   else if (type == "dedup") job.type = Type::dedup;
+  else if (type == "compact") job.type = Type::compact;
   else fail("unknown job type \"{}\"", type);
   job.snapshot = j.value("snapshot", "");
   job.generation = j.value("generation", "");

@@ -11,7 +11,7 @@
 namespace deltabox {
 
 struct Job {
-  enum class Type { dump, template_restore, discard, dedup };
+  enum class Type { dump, template_restore, discard, dedup, compact };
   Type type = Type::dump;
   std::string snapshot;    // dump, template_restore, dedup
   std::string generation;  // dump (the frozen one), discard

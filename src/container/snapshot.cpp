@@ -100,6 +100,7 @@ void Container::complete_snapshot(const delta::LayerStore& store, const std::str
     store_->save(state_.id, state_.to_json());
     JobQueue jobs(store_->dir(state_.id));
     if (!meta.parent.empty()) jobs.enqueue({Job::Type::dedup, meta.id, ""});
+    if (meta.layers.size() > kCompactAbove + 1) jobs.enqueue({Job::Type::compact, meta.id, ""});
     if (meta.snapshot_class == SnapshotClass::template_ready) jobs.enqueue({Job::Type::template_restore, meta.id, ""});
   } catch (...) {
     abandon_snapshot(store, snapshot);

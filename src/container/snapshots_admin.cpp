@@ -14,11 +14,12 @@ namespace deltabox {
 
 namespace {
 
-// Layers something still running or restorable stacks on: the live generation's, and every
-// visible snapshot's.
-std::set<std::string> layers_in_use(const SnapshotState& state, const SnapshotTree& tree) {
+// Layers something still running or restorable stacks on: the live generation's, the
+// templates', and every visible snapshot's.
+std::set<std::string> layers_in_use(const SnapshotState& state, const SnapshotTree& tree, const TemplatePool& pool) {
   std::set<std::string> used(state.layers.begin(), state.layers.end());
   for (const auto& m : tree.list()) used.insert(m.layers.begin(), m.layers.end());
+  for (const auto& t : pool.all()) used.insert(t.layers.begin(), t.layers.end());
   return used;
 }
 
@@ -60,10 +61,15 @@ void Container::remove_snapshots(const std::vector<std::string>& refs) {
     tree.update(meta);
     store.remove(tree.images(meta.id));
   }
-  // Every removed snapshot whose layer nothing stacks on any more goes for good.
-  const auto used = layers_in_use(*state_.snapshots, tree);
+  collect_removed_snapshots(store);
+}
+
+// Every removed snapshot whose layer nothing stacks on any more goes for good.
+void Container::collect_removed_snapshots(const delta::LayerStore& store) {
+  SnapshotTree tree(container_store_dir(store.root(), state_.id));
+  const auto used = layers_in_use(*state_.snapshots, tree, TemplatePool(store_->dir(state_.id)));
   for (const auto& meta : tree.removed())
-    if (!used.count(meta.layers.front())) store.remove(tree.dir(meta.id));
+    if (!used.count((tree.dir(meta.id) / "fs" / "upper").string())) store.remove(tree.dir(meta.id));
 }
 
 }  // namespace deltabox

@@ -77,7 +77,8 @@ void Container::make_template(const std::string& snapshot, const std::string& cr
   lock_.release();
   try {
     auto restored = restore_snapshot(tree, *meta, generation, true, criu_path);
-    pool.save({meta->id, generation, restored.pid, restored.host_pid, process_start_time(restored.host_pid), bytes});
+    pool.save({meta->id, generation, restored.pid, restored.host_pid, process_start_time(restored.host_pid), bytes,
+               meta->layers});
   } catch (...) {
     discard_generation(store, generation);
     throw;

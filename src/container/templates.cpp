@@ -15,12 +15,14 @@ bool TemplateRecord::alive() const { return same_process_alive(host_pid, start_t
 namespace {
 nlohmann::json to_json(const TemplateRecord& r) {
   return {{"snapshot", r.snapshot},   {"generation", r.generation}, {"anchor_pid", r.anchor_pid},
-          {"host_pid", r.host_pid},   {"start_time", r.start_time}, {"image_bytes", r.image_bytes}};
+          {"host_pid", r.host_pid},   {"start_time", r.start_time}, {"image_bytes", r.image_bytes},
+          {"layers", r.layers}};
 }
 
 TemplateRecord from_json(const nlohmann::json& j) {
   return {j.at("snapshot").get<std::string>(), j.at("generation").get<std::string>(), j.at("anchor_pid").get<pid_t>(),
-          j.at("host_pid").get<pid_t>(),       j.at("start_time").get<uint64_t>(), j.value("image_bytes", uint64_t{0})};
+          j.at("host_pid").get<pid_t>(),       j.at("start_time").get<uint64_t>(), j.value("image_bytes", uint64_t{0}),
+          j.value("layers", std::vector<std::string>{})};
 }
 }  // namespace
 

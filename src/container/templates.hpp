@@ -20,6 +20,7 @@ struct TemplateRecord {
   pid_t host_pid = 0;
   uint64_t start_time = 0;
   uint64_t image_bytes = 0;  // what restoring it loaded: the pool's memory estimate
+  std::vector<std::string> layers;  // its overlay's lowers (a compaction may change the snapshot's)
   bool alive() const;
 };
 

@@ -82,6 +82,24 @@ class OptsBuilder {
     opts_.inherit_fd = inherit_ptrs_.data();
   }
 
+  void empty_ns(uint32_t mask) {
+    if (mask == 0) return;
+    opts_.has_empty_ns = true;
+    opts_.empty_ns = mask;
+  }
+
+  void join_ns(const std::vector<std::pair<std::string, std::string>>& namespaces) {
+    join_.resize(namespaces.size());
+    for (size_t i = 0; i < namespaces.size(); ++i) {
+      join_namespace__init(&join_[i]);
+      join_[i].ns = c_str(namespaces[i].first);
+      join_[i].ns_file = c_str(namespaces[i].second);
+      join_ptrs_.push_back(&join_[i]);
+    }
+    opts_.n_join_ns = join_ptrs_.size();
+    opts_.join_ns = join_ptrs_.data();
+  }
+
   void strings(const std::vector<std::string>& values, size_t& n, char**& field, std::vector<char*>& storage) {
     for (const auto& v : values) storage.push_back(c_str(v));
     n = storage.size();
@@ -100,6 +118,8 @@ class OptsBuilder {
   std::vector<ExtMountMap*> ext_mnt_ptrs_;
   std::vector<InheritFd> inherit_;
   std::vector<InheritFd*> inherit_ptrs_;
+  std::vector<JoinNamespace> join_;
+  std::vector<JoinNamespace*> join_ptrs_;
   std::vector<char*> external_;
   std::vector<char*> skip_mnt_;
 };
@@ -170,6 +190,7 @@ Bytes encode_dump(const DumpOptions& o, RequestType type, bool notify_scripts) {
   b.flag(opts.has_link_remap, opts.link_remap, o.link_remap);
   b.flag(opts.has_track_mem, opts.track_mem, o.track_mem);
   b.flag(opts.has_auto_dedup, opts.auto_dedup, o.auto_dedup);
+  b.flag(opts.has_orphan_pts_master, opts.orphan_pts_master, o.orphan_pts_master);
   opts.root = c_str_or_null(o.root);
   opts.freeze_cgroup = c_str_or_null(o.freeze_cgroup);
   if (o.parent_img) opts.parent_img = c_str(*o.parent_img);
@@ -178,6 +199,7 @@ Bytes encode_dump(const DumpOptions& o, RequestType type, bool notify_scripts) {
   b.ext_mnt(o.ext_mnt);
   b.external(o.external);
   b.skip_mnt(o.skip_mnt);
+  b.empty_ns(o.empty_ns);
   if (o.ghost_limit) {
     opts.has_ghost_limit = true;
     opts.ghost_limit = *o.ghost_limit;
@@ -208,6 +230,8 @@ Bytes encode_restore(const RestoreOptions& o, bool notify_scripts) {
   b.ext_mnt(o.ext_mnt);
   b.external(o.external);
   b.inherit_fd(o.inherit_fd);
+  b.empty_ns(o.empty_ns);
+  b.join_ns(o.join_ns);
   return pack_with_opts(RequestType::restore, &opts);
 }
 

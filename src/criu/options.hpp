@@ -53,6 +53,8 @@ struct DumpOptions {
   bool skip_network_lock = true;   // false: CRIU locks the network with iptables (10-35 ms)
   std::optional<uint32_t> ghost_limit;  // bytes of deleted-file content to carry; CRIU's default 1 MiB
   std::optional<uint32_t> timeout;      // seconds CRIU may spend freezing/seizing
+  uint32_t empty_ns = 0;           // CLONE_NEW* mask: namespaces dumped without their contents
+  bool orphan_pts_master = false;  // a pty slave whose master is outside the tree (a console)
   NotifyHandler notify;            // set: CRIU reports its action-script points to it
 };
 
@@ -77,6 +79,8 @@ struct RestoreOptions {
   bool skip_network_lock = true;
   std::string lsm_profile;
   std::string lsm_mount_context;
+  uint32_t empty_ns = 0;           // CLONE_NEW* mask: namespaces created empty (net: only lo, down)
+  std::vector<std::pair<std::string, std::string>> join_ns;  // "ipc"/"uts"/... -> nsfs path to join
   NotifyHandler notify;            // called for every notification (the client always enables them)
 };
 
