@@ -28,6 +28,7 @@ void Container::run_job(const Job& job) {
       break;
     case Job::Type::discard:
       discard_generation(store, job.generation);
+      collect_removed_snapshots(store);
       break;
     case Job::Type::dedup:
       dedup_snapshot(store, job.snapshot);

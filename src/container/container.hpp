@@ -59,6 +59,44 @@ struct ForkSource {
 // Layer chains deeper than this (delta layers over the bundle rootfs) are compacted.
 inline constexpr size_t kCompactAbove = 16;
 
+// `checkpoint` (checkpoint.cpp): runc's flags.
+struct CheckpointOptions {
+  std::filesystem::path image_path;  // absolute; made (0600, as runc) when missing
+  std::filesystem::path work_path;   // "": CRIU's logs and stats go into the image dir
+  std::string parent_path;           // relative to image_path: a pre-dump to build on
+  bool leave_running = false;
+  bool tcp_established = false;
+  bool ext_unix_sk = false;
+  bool shell_job = false;
+  bool file_locks = false;
+  bool pre_dump = false;
+  bool auto_dedup = false;
+  bool lazy_pages = false;
+  std::string page_server;            // "ADDRESS:PORT"
+  // The raw flag values; checked in runc's order, after the container's state.
+  std::string manage_cgroups_mode;    // "", soft, full, strict, ignore
+  std::vector<std::string> empty_ns;  // only "network"; runc always leaves the netns empty
+  std::string criu_path;
+};
+
+// `restore` (restore.cpp): create's options plus runc's CRIU flags.
+struct RestoreOptions {
+  CreateOptions create;               // id, bundle, console socket, pid file, cgroup driver
+  bool detach = false;
+  std::filesystem::path image_path;
+  std::filesystem::path work_path;
+  bool tcp_established = false;
+  bool ext_unix_sk = false;
+  bool shell_job = false;
+  bool file_locks = false;
+  bool auto_dedup = false;
+  std::string manage_cgroups_mode;
+  std::vector<std::string> empty_ns;
+  std::string lsm_profile;
+  std::string lsm_mount_context;
+  std::string criu_path;
+};
+
 struct SnapshotOptions {
   std::string name;
   bool async = false;
@@ -102,6 +140,11 @@ class Container {
   std::vector<pid_t> processes() const;
   // Starts a process in the container; returns its pid (our child) once it has exec'd.
   pid_t exec(const ExecOptions& options);
+
+  // Dumps the container's processes with CRIU; destroys it unless leave_running or pre_dump.
+  void checkpoint(const CheckpointOptions& options);
+  // A new container whose init is the process tree restored from a checkpoint's images.
+  static Container restore(const StateStore& store, const RestoreOptions& options);
 
   // Snapshot-enabled containers (snapshot.cpp, rollback.cpp, ...).
   std::string snapshot(const SnapshotOptions& options);
