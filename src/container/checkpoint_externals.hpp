@@ -39,13 +39,14 @@ RestoreNamespaces restore_external_namespaces(const oci::Config& config);
 // runc's descriptors.json: where fds 0-2 of the init point ("/dev/null", "pipe:[123]", ...).
 std::vector<std::string> read_descriptors(pid_t pid);
 void write_descriptors(int images_dir_fd, const std::vector<std::string>& descriptors);
-std::vector<std::string> load_descriptors(int images_dir_fd);
+// Throws runc's "open <images>/descriptors.json: no such file or directory" when missing.
+std::vector<std::string> load_descriptors(const std::filesystem::path& images);
 
 // deltabox's addition: stdio that is a regular file opened outside the container (runc cannot
 // dump those). CRIU keys "file[mnt_id:ino]" per fd, "" where not such a file; kept in the
 // images as deltabox-stdio.json so the restore can hand its own fd in instead.
 std::vector<std::string> external_stdio_files(pid_t pid);
 void write_external_stdio(int images_dir_fd, const std::vector<std::string>& keys);
-std::vector<std::string> load_external_stdio(int images_dir_fd);  // empty when absent
+std::vector<std::string> load_external_stdio(const std::filesystem::path& images);  // [] when absent
 
 }  // namespace deltabox

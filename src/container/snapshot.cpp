@@ -49,7 +49,12 @@ SnapshotMeta Container::begin_snapshot(const delta::LayerStore& store, const std
   auto& snap = *state_.snapshots;
   const auto dir = container_store_dir(store.root(), state_.id);
   SnapshotTree tree(dir);
-  if (!name.empty() && tree.find(name)) fail("a snapshot named \"{}\" already exists", name);
+  if (!name.empty()) {
+    // Names share rollback's argument with ids (s1, s2, ...): keep the two apart.
+    if (name.size() > 1 && name[0] == 's' && name.find_first_not_of("0123456789", 1) == std::string::npos)
+      fail("snapshot name \"{}\" looks like a snapshot id", name);
+    if (tree.find(name)) fail("a snapshot named \"{}\" already exists", name);
+  }
 
   SnapshotMeta meta;
   meta.id = "s" + std::to_string(snap.next_id++);

@@ -98,8 +98,14 @@ std::vector<SnapshotMeta> SnapshotTree::all() const {
 }
 
 std::optional<SnapshotMeta> SnapshotTree::find(const std::string& id_or_name) const {
-  for (auto& m : list())
-    if (m.id == id_or_name) return m;
+  // By id: one file (rollback's hot path); by name: a scan.
+  if (id_or_name.find('/') == std::string::npos && id_or_name != "." && id_or_name != "..") {
+    try {
+      auto meta = SnapshotMeta::from_json(nlohmann::json::parse(read_file(dir(id_or_name) / kMeta)));
+      if (!meta.removed) return meta;
+    } catch (const std::exception&) {
+    }
+  }
   for (auto& m : list())
     if (!m.name.empty() && m.name == id_or_name) return m;
   return std::nullopt;
