@@ -83,21 +83,39 @@ def outer_main(argv, script, prefix):
                 with open(f, "w") as fh:
                     fh.write("0")
 
-        cmd = ["unshare", "--mount", "--pid", "--cgroup", "--fork", "--mount-proc",
+        # --kill-child: if unshare dies, its child (the namespace's pid 1) is SIGKILLed, and with
+        # it everything in the namespace
+        cmd = ["unshare", "--mount", "--pid", "--cgroup", "--kill-child", "--mount-proc",
                "--propagation", "private", sys.executable, os.path.abspath(script)] + list(argv)
         old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the reaper forwards ^C
+        # SIGTERM/SIGHUP (e.g. from `timeout`, which signals its whole process group): leave
+        # through the finally below, so that the run's cgroups and tmp dir are still removed
+        olds = {s: signal.signal(s, _terminate) for s in (signal.SIGTERM, signal.SIGHUP)}
         try:
             p = subprocess.Popen(cmd, env=env, preexec_fn=enter)
             _release_unshare(p, made, hier)
             rc = p.wait()
+        except _Terminated as e:
+            print(f"interrupted by signal {e.args[0]}: cleaning up", file=sys.stderr)
+            rc = 128 + e.args[0]
         finally:
             signal.signal(signal.SIGINT, old)
+            for s, h in olds.items():
+                signal.signal(s, h)
         if rc < 0:
             print(f"the namespaced runner died of signal {-rc}", file=sys.stderr)
             rc = 1
         return rc
     finally:
         _outer_cleanup(made, tmp)
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _terminate(sig, _frame):
+    raise _Terminated(sig)
 
 
 def _release_unshare(p, made, hier):

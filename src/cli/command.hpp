@@ -40,7 +40,8 @@ void add_exec_command(std::vector<Command>& out);
 void add_query_commands(std::vector<Command>& out);      // state, list, ps
 void add_spec_commands(std::vector<Command>& out);       // spec, features
 void add_resource_commands(std::vector<Command>& out);   // pause, resume, update, events
-void add_snapshot_commands(std::vector<Command>& out);   // snapshot, rollback, fork, snapshots
+void add_snapshot_commands(std::vector<Command>& out);
+void add_checkpoint_commands(std::vector<Command>& out);  // checkpoint, restore   // snapshot, rollback, fork, snapshots
 
 StateStore open_store(const GlobalOptions& global);
 // runc resolves paths given on the command line against the caller's cwd.

@@ -12,6 +12,7 @@ std::vector<Command> all_commands() {
   add_exec_command(out);
   add_query_commands(out);
   add_resource_commands(out);
+  add_checkpoint_commands(out);
   add_snapshot_commands(out);
   add_spec_commands(out);
   return out;

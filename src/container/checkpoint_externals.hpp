@@ -21,9 +21,10 @@ using KeyValues = std::vector<std::pair<std::string, std::string>>;
 // Dump side: mountpoint inside the container -> CRIU key.
 KeyValues dump_external_mounts(const oci::Config& config, pid_t init_pid);
 // Restore side: CRIU key -> host path the restored mount binds. Cgroup mounts map to the new
-// container's own cgroup dirs.
+// container's own cgroup dirs; masked directories to empty_dir (an empty directory the restore
+// keeps empty; CRIU binds it read-only, as the dumped mount was).
 KeyValues restore_external_mounts(const oci::Config& config, const std::filesystem::path& bundle,
-                                  const cgroups::Manager& cgroups);
+                                  const cgroups::Manager& cgroups, const std::filesystem::path& empty_dir);
 
 // Namespaces the config gives by path (network, pid): "net[<ino>]:extRootNetNS", as runc.
 std::vector<std::string> dump_external_namespaces(const oci::Config& config);

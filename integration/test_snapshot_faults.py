@@ -1,0 +1,495 @@
+"""Snapshots under bad input and faults; after each, nothing may have leaked.
+
+Bad input: an unknown snapshot, a stopped / created container, a container made without
+snapshots. Faults: two rollbacks at once, CRIU missing, the layer store full during a
+snapshot, SIGKILL of the CLI at random points of `snapshot` and `rollback`, SIGKILL of the
+container's helper during an --async snapshot. Afterwards the container runs (its counter
+moves) in a state that is either the old one or the snapshot's, `snapshots` lists nothing
+half-made (every listed snapshot can be rolled back to), a further snapshot + rollback works,
+and `delete -f` leaves nothing: no state, mount, process, cgroup (deltabox-helper-<id>
+included) or layer store entry.
+"""
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+from lib import util
+from lib import snapshots as S
+from lib.checks import assert_error
+
+# The counter lives on /dev/shm (a tmpfs mount of config.json, outside the layer store), so it
+# still moves when the store is full; rollbacks do not reset it (mounts are not rolled back).
+COUNTER = ("sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/counter; sleep 0.05; done")
+
+
+def counter(t, cid):
+    r = t.rt.exec(cid, "cat", "/dev/shm/counter", cwd="/", timeout=30)
+    return int(r.out) if r.rc == 0 and r.out.strip() else -1
+
+
+def assert_moving(t, cid, what=""):
+    """The container runs and is not frozen: its counter moves on."""
+    st = t.rt.status(cid)
+    assert st == "running", f"{what}: container is {st}"
+    c0 = counter(t, cid)
+    assert c0 > 0, f"{what}: cannot read the counter inside {cid}"
+    util.wait_for(lambda: counter(t, cid) > c0 + 2, timeout=10,
+                  what=f"{what}: the counter of {cid} to move on from {c0} (frozen?)")
+
+
+def marker(t, cid):
+    return S.exec_ok(t, cid, "cat /marker 2>/dev/null; true").strip()
+
+
+def set_marker(t, cid, text):
+    S.exec_ok(t, cid, f"echo {text} > /marker")
+
+
+def staging_left(t, cid, store=None):
+    root = store or os.environ.get("DELTABOX_STORE")
+    d = os.path.join(root, "containers", cid, "snapshots")
+    return sorted(e for e in os.listdir(d) if e.startswith(".staging-")) if os.path.isdir(d) else []
+
+
+def assert_consistent(t, cid, markers, what, store=None):
+    """Every listed snapshot can be rolled back to, and gives back its marker; nothing staged
+    is left; then a new snapshot + rollback works."""
+    ids = S.listed_ids(t, cid)
+    for snap in ids:
+        assert snap in markers, f"{what}: `snapshots` lists {snap}, which was never completed"
+    for snap in ids:
+        r = t.rt("rollback", cid, snap, check=False, timeout=60)
+        assert r.rc == 0, f"{what}: rollback to listed snapshot {snap} failed: {r!r}"
+        assert marker(t, cid) == markers[snap], (what, snap, marker(t, cid), markers[snap])
+        assert_moving(t, cid, f"{what}, after rolling back to {snap}")
+    assert staging_left(t, cid, store) == [], f"{what}: staged snapshots left: {staging_left(t, cid, store)}"
+    set_marker(t, cid, "final")
+    snap, _ = S.snapshot(t, cid)
+    set_marker(t, cid, "after-final")
+    S.rollback(t, cid, snap)
+    assert marker(t, cid) == "final", what
+    assert_moving(t, cid, f"{what}, after a final snapshot + rollback")
+
+
+def counter_container(t, name="c", annotations=None, global_args=None):
+    b = S.snap_bundle(t, COUNTER, annotations=annotations)
+    cid = S.start(t, b, t.id(name), global_args=global_args)
+    util.wait_for(lambda: counter(t, cid) > 2, timeout=20, what="the counter to run")
+    return cid, b
+
+
+def finish(t, cid, b):
+    t.rt.delete(cid, force=True)
+    S.assert_clean(t, cid, b)
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_unknown_snapshot(t):
+    cid, b = counter_container(t)
+    r = t.rt("rollback", cid, "s999", check=False)
+    assert_error(r, 1, "does not exist")
+    r = t.rt("rollback", cid, "no-such-name", check=False)
+    assert_error(r, 1, "does not exist")
+    snap, _ = S.snapshot(t, cid, name="real")
+    for ref in ("s999", "../s1", "/etc", ".", ""):
+        r = t.rt("rollback", cid, ref, check=False)
+        assert r.rc == 1, r
+        if ref not in ("",):
+            assert_error(r, 1, "does not exist")
+    fid = t.id("fk")
+    t.defer(t.rt.cleanup, fid)
+    r = t.rt("fork", cid, "s999", fid, check=False)
+    assert_error(r, 1, "does not exist")
+    assert t.rt.status(fid) is None
+    r = t.rt("snapshots", "rm", cid, "s999", check=False)
+    assert_error(r, 1, "does not exist")
+    r = t.rt("rollback", "no-such-container", snap, check=False)
+    assert_error(r, 1, "does not exist")
+    assert S.listed_ids(t, cid) == [snap]
+    assert_moving(t, cid, "after refused rollbacks")
+    finish(t, cid, b)
+    S.assert_gone(t, fid)
+
+
+def test_stopped_and_created_container(t):
+    b = S.snap_bundle(t, COUNTER)
+    b.write()
+    cid = t.id("cr")
+    t.defer(t.rt.cleanup, cid)
+    with open(t.path("cr.out"), "w") as out:
+        t.rt.create(cid, b, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    r = t.rt("snapshot", cid, check=False)
+    assert_error(r, 1, "cannot snapshot a container that is created")
+    t.rt.start(cid)
+    util.wait_for(lambda: counter(t, cid) > 2, what="the counter")
+    snap, _ = S.snapshot(t, cid)
+    t.rt.kill(cid, "KILL")
+    util.wait_for(lambda: t.rt.status(cid) == "stopped", what="the container to stop")
+    r = t.rt("snapshot", cid, check=False)
+    assert_error(r, 1, "cannot snapshot a container that is stopped")
+    r = t.rt("snapshot", "--async", cid, check=False)
+    assert_error(r, 1, "cannot snapshot a container that is stopped")
+    r = t.rt("rollback", cid, snap, check=False)
+    assert_error(r, 1, "stopped")
+    assert S.listed_ids(t, cid) == [snap]
+    t.rt.delete(cid)
+    S.assert_clean(t, cid, b)
+
+
+def test_container_without_snapshots(t):
+    t.only_deltabox("snapshots are a deltabox feature")
+    b = t.bundle(None, args=list(COUNTER))
+    b.writable()
+    b.write()
+    cid = t.id("plain")
+    t.defer(t.rt.cleanup, cid)
+    t.rt.run_detached(cid, b, stdin=subprocess.DEVNULL)
+    util.wait_for(lambda: counter(t, cid) > 2, what="the counter")
+    for verb in (["snapshot", cid], ["snapshot", "--async", cid], ["rollback", cid, "s1"],
+                 ["fork", cid, "s1", t.id("pf")], ["snapshots", cid]):
+        r = t.rt(*verb, check=False)
+        assert_error(r, 1, "not created with snapshots enabled", "--snapshots",
+                     "io.deltabox.snapshots=true")
+    assert t.rt.status(t.id("pf")) is None
+    assert_moving(t, cid, "after refused snapshot verbs")
+    assert not os.path.exists(os.path.join(S.state_dir(t, cid), "helper.sock"))
+    finish(t, cid, b)
+
+
+# ---------------------------------------------------------------- concurrency
+
+def test_concurrent_rollbacks(t):
+    cid, b = counter_container(t)
+    markers = {}
+    for m in ("one", "two"):
+        set_marker(t, cid, m)
+        snap, _ = S.snapshot(t, cid)
+        markers[snap] = m
+    s1, s2 = list(markers)
+    for round_ in range(4):
+        set_marker(t, cid, f"live{round_}")
+        results = {}
+
+        def go(snap):
+            results[snap] = t.rt("rollback", cid, snap, check=False, timeout=60)
+
+        threads = [threading.Thread(target=go, args=(s,)) for s in (s1, s2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        for snap, r in results.items():
+            assert r.rc == 0, f"round {round_}: concurrent rollback to {snap} failed: {r!r}"
+        # serialised: the container is the one of the two that went last, whole
+        m = marker(t, cid)
+        assert m in ("one", "two"), m
+        head = [r for r in S.listing(t, cid) if r["head"]]
+        assert len(head) == 1 and markers[head[0]["id"]] == m, (head, m)
+        assert_moving(t, cid, f"round {round_}")
+        S.wait_one_generation(t, cid, f"round {round_}")
+    assert_consistent(t, cid, markers, "after concurrent rollbacks")
+    finish(t, cid, b)
+
+
+# ---------------------------------------------------------------- CRIU missing
+
+def test_criu_missing(t):
+    cid, b = counter_container(t, global_args=["--criu", "/nonexistent/criu"])
+    set_marker(t, cid, "x")
+    # CRIU named on the snapshot's command line
+    r = t.rt("--criu", "/nonexistent/criu", "snapshot", cid, check=False)
+    assert r.rc == 1 and "/nonexistent/criu" in r.err, r
+    assert S.listed_ids(t, cid) == []
+    assert_moving(t, cid, "after a snapshot without CRIU")
+    # the container was created with --criu /nonexistent: a snapshot must use (and miss) it
+    r = t.rt("snapshot", cid, check=False)
+    assert r.rc == 1 and "/nonexistent/criu" in r.err, \
+        f"snapshot of a container created with --criu /nonexistent/criu: {r!r}"
+    assert S.listed_ids(t, cid) == []
+    assert_moving(t, cid, "after a snapshot without CRIU")
+    assert staging_left(t, cid) == []
+    finish(t, cid, b)
+
+
+def test_criu_missing_async(t):
+    cid, b = counter_container(t, global_args=["--criu", "/nonexistent/criu"])
+    snap, r = S.snapshot(t, cid, async_=True, check=False)
+    # whether it fails at once or in the helper: nothing listed, the container thawed
+    t.rt.exec(cid, "true")
+    assert S.listed_ids(t, cid) == [], S.listing(t, cid)
+    assert_moving(t, cid, "after an async snapshot without CRIU")
+    assert staging_left(t, cid) == []
+    if snap is not None:
+        log = util.read_file(os.path.join(S.state_dir(t, cid), "helper.log"), "")
+        assert "/nonexistent/criu" in log, log
+    finish(t, cid, b)
+
+
+# ---------------------------------------------------------------- store full
+
+def small_btrfs(t, name="smallstore", size="160M"):
+    """A small btrfs mounted (loop) at t.path(name), in the test's mount namespace."""
+    img = t.path(name + ".img")
+    mnt = t.path(name)
+    os.makedirs(mnt)
+    with open(img, "wb") as f:
+        f.truncate(int(size[:-1]) << 20)
+    r = subprocess.run(["mkfs.btrfs", "-q", "-f", "--mixed", img], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise util.Skip(f"mkfs.btrfs failed: {r.stderr[-300:]}")
+    r = subprocess.run(["mount", "-o", "loop", img, mnt], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    def umount():
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+    t.defer(umount)
+    return mnt
+
+
+def test_store_full_during_snapshot(t):
+    """The layer store runs out of space during a snapshot: before anything is captured (no room
+    for the staging directory), and in the middle of CRIU's dump (room for the filesystem
+    snapshot, not for the images). Each must fail whole: nothing listed or staged, the
+    container thawed and running; once there is room again snapshots work."""
+    store = small_btrfs(t)
+    cid, b = counter_container(t, global_args=["--store", store])
+    assert S.store_leftovers(cid, store), "the container's layers are not in --store"
+    set_marker(t, cid, "before")
+    good, _ = S.snapshot(t, cid)
+    markers = {good: "before"}
+    t.rt.exec(cid, "true")
+    images = S.listing(t, cid)[0]["image_bytes"]
+    outcomes = [f"a snapshot's images: {images} bytes"]
+    set_marker(t, cid, "full")
+    # room kept aside in pads, then the store filled from inside (writes land in its layers)
+    # (btrfs keeps a global reserve of a megabyte or two: growing pads, to find the window
+    # where the staging dir and the btrfs snapshot fit and CRIU's images do not)
+    S.exec_ok(t, cid, "for i in 1 2 3 4 5 6; do dd if=/dev/urandom of=/pad$i bs=128k count=$((1 << i)) 2>/dev/null; done")
+    r = t.rt.exec(cid, "sh", "-c", "dd if=/dev/zero of=/fill bs=64k 2>&1; sync; df -k /", cwd="/",
+                  timeout=120)
+    assert "No space left" in r.out, r
+    for i, async_ in enumerate((False, True, False, True, False, True, False)):
+        if i:
+            S.exec_ok(t, cid, f"rm /pad{i}; sync")
+        before = S.listed_ids(t, cid)
+        snap, r = S.snapshot(t, cid, async_=async_, check=False)
+        t.rt.exec(cid, "true")  # an async dump is over once the lock is free
+        what = f"snapshot{' --async' if async_ else ''} on a full store, {i} pads freed"
+        now = S.listed_ids(t, cid)
+        if snap is None:
+            outcomes.append(f"{what}: failed: {r.err.strip()[-200:]}")
+            assert "no space left" in r.err.lower() or "ENOSPC" in r.err, f"{what}: unclear error: {r!r}"
+            assert now == before, (what, now)
+        elif snap in now:
+            outcomes.append(f"{what}: succeeded")
+            markers[snap] = "full"
+        else:
+            outcomes.append(f"{what}: discarded by the helper")
+            assert now == before, (what, now)
+        assert_moving(t, cid, what)
+        assert staging_left(t, cid, store) == [], (what, staging_left(t, cid, store))
+    # a rollback while the store is still full: it works, or fails leaving the container as
+    # it was (running, its files the live ones)
+    r = t.rt("rollback", cid, good, check=False, timeout=60)
+    outcomes.append(f"rollback on the full store: rc={r.rc} {r.err.strip()[-160:]}")
+    S.note(f"{t.name}:\n  " + "\n  ".join(outcomes))
+    assert_moving(t, cid, "after a rollback on a full store")
+    assert marker(t, cid) == ("before" if r.rc == 0 else "full"), (r, marker(t, cid))
+    # room again: the snapshots taken while full hold /fill, so they must go first (the only
+    # way to give the space back); then every listed snapshot rolls back, and new ones work
+    full = [s for s, m in markers.items() if m == "full"]
+    problem = None
+    if full:
+        listed = S.listed_ids(t, cid)
+        r = t.rt("snapshots", "rm", cid, *full, check=False)
+        if r.rc != 0:
+            problem = (f"`snapshots rm` on a full store fails, so a full store cannot be freed "
+                       f"by removing snapshots: {r.err.strip()[-300:]}")
+            assert S.listed_ids(t, cid) == listed, "a failed `snapshots rm` removed something"
+        else:
+            for s in full:
+                del markers[s]
+    if problem is None:
+        S.exec_ok(t, cid, "rm -f /fill /pad*; sync")
+        subprocess.run(["btrfs", "subvolume", "sync", store], capture_output=True)
+        assert_consistent(t, cid, markers, "after the store was full", store=store)
+    # delete -f works on a full store too and gives everything back
+    t.rt.delete(cid, force=True)
+    assert not S.store_leftovers(cid, store), S.store_leftovers(cid, store)
+    subprocess.run(["umount", store], check=True)
+    S.assert_clean(t, cid, b)
+    assert problem is None, problem
+
+
+# ---------------------------------------------------------------- SIGKILL
+
+def spawn(t, *args):
+    out = open(t.path("killed-cli.out"), "a")
+    try:
+        return subprocess.Popen(t.rt.global_args() + [str(a) for a in args],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    finally:
+        out.close()
+
+
+def kill_after(p, delay):
+    time.sleep(delay)
+    p.send_signal(signal.SIGKILL)
+    return p.wait()
+
+
+def seed_rng(t):
+    seed = int(os.environ.get("DELTABOX_FAULT_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"fault seed={seed}", flush=True)
+    return random.Random(seed), seed
+
+
+@util.timeout(240)
+def test_kill_cli_during_snapshot(t):
+    rng, seed = seed_rng(t)
+    cid, b = counter_container(t)
+    markers = {}
+    for i in range(10):
+        set_marker(t, cid, f"k{i}")
+        async_ = i % 3 == 2
+        delay = rng.uniform(0, 0.2)
+        before = set(S.listed_ids(t, cid))
+        p = spawn(t, "snapshot", *(["--async"] if async_ else []), cid)
+        rc = kill_after(p, delay)
+        what = f"seed={seed} round {i}: snapshot{' --async' if async_ else ''} killed after {delay * 1000:.0f} ms (rc={rc})"
+        t.rt.exec(cid, "true")  # the next verb: recovers whatever was interrupted
+        new = set(S.listed_ids(t, cid)) - before
+        assert len(new) <= 1, (what, new)
+        for snap in new:
+            markers[snap] = f"k{i}"  # a snapshot that made it: it must be whole
+        assert_moving(t, cid, what)
+        assert staging_left(t, cid) == [], (what, staging_left(t, cid))
+        assert marker(t, cid) == f"k{i}", what
+    assert_consistent(t, cid, markers, f"seed={seed}: after killed snapshots")
+    finish(t, cid, b)
+
+
+@util.timeout(240)
+def test_kill_cli_during_rollback(t):
+    rng, seed = seed_rng(t)
+    annotations = {}
+    cid, b = counter_container(t, annotations=annotations)
+    markers = {}
+    for m in ("r1", "r2"):
+        set_marker(t, cid, m)
+        snap, _ = S.snapshot(t, cid)
+        markers[snap] = m
+    snaps = list(markers)
+    for i in range(10):
+        set_marker(t, cid, "live")
+        target = rng.choice(snaps)
+        warm = bool(S.template_record(t, cid, target))
+        delay = rng.uniform(0, 0.2)
+        p = spawn(t, "rollback", cid, target)
+        rc = kill_after(p, delay)
+        what = (f"seed={seed} round {i}: {'warm' if warm else 'cold'} rollback to {target} "
+                f"killed after {delay * 1000:.0f} ms (rc={rc})")
+        t.rt.exec(cid, "true")
+        st = t.rt.status(cid)
+        assert st == "running", f"{what}: the container is {st}"
+        assert_moving(t, cid, what)
+        m = marker(t, cid)
+        assert m in ("live", markers[target]), f"{what}: marker {m!r}"
+        S.wait_one_generation(t, cid, what)
+    assert_consistent(t, cid, markers, f"seed={seed}: after killed rollbacks")
+    finish(t, cid, b)
+
+
+@util.timeout(240)
+def test_kill_cold_rollback_cli(t):
+    """The same, on the cold path only (templates disabled): CRIU restores on the CLI's watch."""
+    rng, seed = seed_rng(t)
+    cid, b = counter_container(t, annotations={"io.deltabox.templates": "0"})
+    set_marker(t, cid, "snap")
+    snap, _ = S.snapshot(t, cid)
+    markers = {snap: "snap"}
+    for i in range(10):
+        set_marker(t, cid, "live")
+        delay = rng.uniform(0, 0.2)
+        p = spawn(t, "rollback", cid, snap)
+        rc = kill_after(p, delay)
+        what = f"seed={seed} round {i}: cold rollback killed after {delay * 1000:.0f} ms (rc={rc})"
+        t.rt.exec(cid, "true")
+        st = t.rt.status(cid)
+        assert st == "running", f"{what}: the container is {st}"
+        assert_moving(t, cid, what)
+        assert marker(t, cid) in ("live", "snap"), what
+    assert_consistent(t, cid, markers, f"seed={seed}: after killed cold rollbacks")
+    finish(t, cid, b)
+
+
+@util.timeout(240)
+def test_kill_helper_during_async_snapshot(t):
+    rng, seed = seed_rng(t)
+    cid, b = counter_container(t)
+    markers = {}
+    set_marker(t, cid, "first")
+    first, _ = S.snapshot(t, cid)  # starts the helper
+    markers[first] = "first"
+    for i in range(8):
+        set_marker(t, cid, f"h{i}")
+        util.wait_for(lambda: S.helper_pids(t, cid), timeout=10, what="the helper")
+        before = set(S.listed_ids(t, cid))
+        snap, _ = S.snapshot(t, cid, async_=True)
+        delay = rng.uniform(0, 0.1)
+        time.sleep(delay)
+        helpers = S.helper_pids(t, cid)
+        for pid in helpers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        what = f"seed={seed} round {i}: helper {sorted(helpers)} killed {delay * 1000:.0f} ms into the dump of {snap}"
+        t.rt.exec(cid, "true")
+        new = set(S.listed_ids(t, cid)) - before
+        assert new <= {snap}, (what, new)
+        if new:
+            markers[snap] = f"h{i}"
+        assert_moving(t, cid, what)
+        assert staging_left(t, cid) == [], (what, staging_left(t, cid))
+        # a new snapshot restarts a helper
+        set_marker(t, cid, f"h{i}b")
+        s2, _ = S.snapshot(t, cid)
+        markers[s2] = f"h{i}b"
+    assert_consistent(t, cid, markers, f"seed={seed}: after killed helpers")
+    finish(t, cid, b)
+
+
+def test_scratch_kill_rollback(t):
+    cid, b = counter_container(t, annotations={"io.deltabox.templates": os.environ.get("TPL", "0")})
+    def show(tag):
+        kids = S.anchor_children(t, cid)
+        info = []
+        for k in kids:
+            st = util.proc_status(k)["State"]
+            cg = util.read_file(f"/proc/{k}/cgroup").strip().split("\n")[-1].split("/")[-1]
+            kk = util.read_file(f"/proc/{k}/task/{k}/children").split()
+            info.append((k, st[:1], cg, len(kk)))
+        tpls = {s_: S.template_record(t, cid, s_)["host_pid"] for s_ in S.templates(t, cid)}
+        import json as _j
+        stt = _j.loads(util.read_file(os.path.join(S.state_dir(t, cid), "state.json")))["snapshots"]
+        print(tag, info, "tpl", tpls, "state gen", stt["generation"], stt["workload_pid"])
+    snap, _ = S.snapshot(t, cid)
+    for d in [x / 1000 for x in range(0, 30, 2)]:
+        if os.environ.get("TPL"):
+            S.wait_template(t, cid, snap)
+        show(f"{d} before")
+        p = spawn(t, "rollback", cid, snap)
+        rc = kill_after(p, d)
+        time.sleep(0.5)
+        show(f"{d} {rc} after kill+0.5s")
+        r = t.rt.exec(cid, "true", check=False, timeout=5)
+        time.sleep(0.5)
+        show(f"{d} after exec rc={r.rc} {r.err.strip()[-80:]}")
+    assert False

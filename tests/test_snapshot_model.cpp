@@ -1,0 +1,184 @@
+// Pure parts of the snapshot feature: socket classification, the snapshot tree's records, the
+// job journal, template records, generation paths; and the CLI's small parsers.
+#include <doctest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "cli/table.hpp"
+#include "container/container_state.hpp"
+#include "container/generation.hpp"
+#include "container/jobs.hpp"
+#include "container/snapshot_classify.hpp"
+#include "container/snapshot_tree.hpp"
+#include "container/templates.hpp"
+#include "linux/signals.hpp"
+#include "process/anchor.hpp"
+#include "util/error.hpp"
+#include "util/file.hpp"
+
+using namespace deltabox;
+
+namespace {
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/deltabox-test-snap-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+SnapshotMeta meta(const std::string& id, const std::string& created, const std::string& name = "") {
+  SnapshotMeta m;
+  m.id = id;
+  m.name = name;
+  m.created = created;
+  m.generation = "0";
+  m.layers = {"/x/" + id + "/fs/upper", "/rootfs"};
+  return m;
+}
+}  // namespace
+
+TEST_CASE("snapshot classify: bound inet sockets from /proc/net/tcp text") {
+  const std::string tcp =
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+      "   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0\n"
+      "   1: 0100007F:A5B2 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0 20 4 30 10 -1\n"
+      "   2: 00000000:0000 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4444 1 0 100 0 0 10 0\n";
+  auto found = bound_inet_sockets(tcp, "tcp");
+  REQUIRE(found.size() == 2);
+  CHECK(found[0] == std::pair<unsigned long, std::string>{4242, "listening tcp socket on port 8080"});
+  CHECK(found[1].first == 4343);
+  CHECK(found[1].second.find("connected") == 0);
+  const std::string udp =
+      "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+      "  100: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5555 2 0 0\n";
+  auto udp_found = bound_inet_sockets(udp, "udp");
+  REQUIRE(udp_found.size() == 1);
+  CHECK(udp_found[0].second == "bound udp socket on port 53");
+}
+
+TEST_CASE("snapshot classify: abstract unix sockets from /proc/net/unix text") {
+  const std::string unix_text =
+      "Num       RefCount Protocol Flags    Type St Inode Path\n"
+      "0000000000000000: 00000002 00000000 00010000 0001 01 7001 @agent-bus\n"
+      "0000000000000000: 00000002 00000000 00010000 0001 01 7002 /run/app.sock\n"
+      "0000000000000000: 00000003 00000000 00000000 0001 03 7003\n";
+  auto found = abstract_unix_sockets(unix_text);
+  REQUIRE(found.size() == 1);
+  CHECK(found[0] == std::pair<unsigned long, std::string>{7001, "abstract unix socket @agent-bus"});
+}
+
+TEST_CASE("snapshot tree: staged snapshots are invisible until published") {
+  TempDir tmp;
+  SnapshotTree tree(tmp.path);
+  auto m1 = meta("s1", "2026-01-01T00:00:01Z", "first");
+  std::filesystem::create_directories(tree.staging("s1"));
+  CHECK(tree.list().empty());
+  CHECK(tree.abandoned().size() == 1);
+  tree.publish(m1);
+  CHECK(tree.abandoned().empty());
+  REQUIRE(tree.list().size() == 1);
+  CHECK(tree.find("s1")->name == "first");
+  CHECK(tree.find("first")->id == "s1");
+  CHECK_FALSE(tree.find("nope"));
+  CHECK_FALSE(tree.find("../s1"));
+}
+
+TEST_CASE("snapshot tree: order, removal, round trip") {
+  TempDir tmp;
+  SnapshotTree tree(tmp.path);
+  for (auto [id, t] : {std::pair{"s3", "2026-01-01T00:00:03Z"}, {"s1", "2026-01-01T00:00:01Z"}, {"s2", "2026-01-01T00:00:02Z"}}) {
+    std::filesystem::create_directories(tree.staging(id));
+    tree.publish(meta(id, t));
+  }
+  std::vector<std::string> ids;
+  for (const auto& m : tree.list()) ids.push_back(m.id);
+  CHECK(ids == std::vector<std::string>{"s1", "s2", "s3"});
+  auto m2 = *tree.find("s2");
+  m2.removed = true;
+  m2.snapshot_class = SnapshotClass::cold_only;
+  m2.reason = "listening tcp socket on port 80";
+  tree.update(m2);
+  CHECK_FALSE(tree.find("s2"));
+  REQUIRE(tree.removed().size() == 1);
+  auto back = tree.removed()[0];
+  CHECK(back.snapshot_class == SnapshotClass::cold_only);
+  CHECK(back.reason == m2.reason);
+  CHECK(SnapshotMeta::from_json(m2.to_json()).to_json() == m2.to_json());
+  CHECK_THROWS_AS(SnapshotMeta::from_json({{"id", "x"}}), Error);
+}
+
+TEST_CASE("jobs: journal order, round trip, torn files dropped") {
+  TempDir tmp;
+  JobQueue queue(tmp.path);
+  queue.enqueue({Job::Type::dump, "s1", "0"});
+  queue.enqueue({Job::Type::template_restore, "s1", ""});
+  queue.enqueue({Job::Type::discard, "", "3"});
+  queue.enqueue({Job::Type::compact, "s9", ""});
+  write_file_atomic(tmp.path / "jobs" / "0000-torn.json", "{", 0600, Durability::survive_process_crash);
+  auto pending = queue.pending();
+  REQUIRE(pending.size() == 4);
+  CHECK(pending[0].second.type == Job::Type::dump);
+  CHECK(pending[0].second.generation == "0");
+  CHECK(pending[1].second.type == Job::Type::template_restore);
+  CHECK(pending[2].second.generation == "3");
+  CHECK(pending[3].second.type == Job::Type::compact);
+  queue.done(pending[0].first);
+  CHECK(queue.pending().size() == 3);
+  CHECK_THROWS_AS(Job::from_json({{"type", "explode"}}), Error);
+}
+
+TEST_CASE("templates: records round trip; a dead process is not a template") {
+  TempDir tmp;
+  TemplatePool pool(tmp.path);
+  CHECK_FALSE(pool.find("s1"));
+  pool.save({"s1", "4", 2, ::getpid(), process_start_time(::getpid()), 1024, {"/l", "/rootfs"}});
+  auto t = pool.find("s1");
+  REQUIRE(t);
+  CHECK(t->alive());
+  CHECK(t->layers == std::vector<std::string>{"/l", "/rootfs"});
+  pool.save({"s2", "5", 3, 0x7ffffff0, 1, 0, {}});
+  CHECK_FALSE(pool.find("s2")->alive());
+  CHECK(pool.all().size() == 2);
+  pool.forget("s1");
+  CHECK_FALSE(pool.find("s1"));
+}
+
+TEST_CASE("generations: paths and cgroup leaves are derived from the id") {
+  auto p = generation_paths("/store/containers/c", "7");
+  CHECK(p.layer == "/store/containers/c/gens/7");
+  CHECK(p.upper == "/store/containers/c/gens/7/upper");
+  CHECK(p.work == "/store/containers/c/gens/7/work");
+  CHECK(p.merged == "/store/containers/c/mnt/7");
+  CHECK(p.cgroup_leaf == "gen-7");
+  CHECK(container_store_dir("/store", "c") == "/store/containers/c");
+}
+
+TEST_CASE("anchor: the activate command's wire form") {
+  CHECK(format_activate({12, 7, "/sys/fs/cgroup/x/cgroup.procs"}) == "activate 12 7 /sys/fs/cgroup/x/cgroup.procs");
+  CHECK(format_activate({0, 5, ""}) == "activate 0 5 -");
+}
+
+TEST_CASE("signals: runc's names and numbers") {
+  CHECK(parse_signal("9") == 9);
+  CHECK(parse_signal("KILL") == 9);
+  CHECK(parse_signal("SIGKILL") == 9);
+  CHECK(parse_signal("usr1") == SIGUSR1);
+  CHECK(parse_signal("Term") == SIGTERM);
+  CHECK_THROWS_WITH_AS(parse_signal("FOO"), "unknown signal \"FOO\"", Error);
+}
+
+TEST_CASE("table: Go tabwriter layout of `list`") {
+  cli::TabWriter t;
+  t.row({"ID", "PID", "STATUS"});
+  t.row({"a-much-longer-id", "1", "running"});
+  auto text = t.render();
+  // Column width: the widest cell plus a padding of 3, at least 12; the last cell unpadded.
+  CHECK(text ==
+        "ID" + std::string(17, ' ') + "PID" + std::string(9, ' ') + "STATUS\n" +
+        "a-much-longer-id" + std::string(3, ' ') + "1" + std::string(11, ' ') + "running\n");
+}
