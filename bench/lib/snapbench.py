@@ -245,10 +245,10 @@ def wait_cgroup_empty(unified_dir, fallback_dir, timeout=20.0):
             p = select.poll()
             p.register(fd, select.POLLPRI | select.POLLERR)
             while True:
-                os.lseek(fd, 0, 0)
                 try:
+                    os.lseek(fd, 0, 0)
                     data = os.read(fd, 4096).decode()
-                except OSError:
+                except OSError:  # ENODEV: removed while we watched
                     return time.perf_counter() - t0
                 if "populated 0" in data:
                     return time.perf_counter() - t0
@@ -485,24 +485,27 @@ class DeltaboxContainer:
 
     # -- lifecycle
     def run(self):
-        o, e = self.files.open()
+        """run -d; the container's stdout/stderr are its own plain file (`<cid>.console`),
+        opened once with O_APPEND and never truncated: CRIU checks a restored regular file's
+        size against the dump's."""
+        console = os.path.join(self.tmp, f"db-{self.cid}.console")
+        fd = os.open(console, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             secs, rc = spawn(self.argv("run", "--detach", "--bundle", self.bundle, self.cid),
-                             self.env, stdout=o, stderr=e)
+                             self.env, stdout=fd, stderr=fd)
         finally:
-            os.close(o)
-            os.close(e)
+            os.close(fd)
         if rc != 0:
-            raise CommandFailed(["run", self.cid], rc, read(self.files.err))
+            raise CommandFailed(["run", self.cid], rc, read(console))
         self.running = True
         return secs
 
-    def exec(self, script):
-        return self.call("exec", self.cid, "sh", "-c", script)[1]
+    def exec(self, script, check=True):
+        return self.call("exec", self.cid, "sh", "-c", script, check=check)[1]
 
     def wait_ready(self, timeout=120):
-        wait_for(lambda: self.exec("cat /tmp/memhog.gen 2>/dev/null").strip() != "", timeout,
-                 step=0.1, what=f"workload of {self.cid}")
+        wait_for(lambda: self.exec("cat /tmp/memhog.gen 2>/dev/null", check=False).strip()
+                 != "", timeout, step=0.1, what=f"workload of {self.cid}")
 
     def delete(self):
         if self.running:

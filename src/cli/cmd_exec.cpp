@@ -129,7 +129,13 @@ int exec_command(const GlobalOptions& global, const ParsedFlags& flags) {
     const bool detach = flags.get_bool("detach");
     if (!options.console_socket.empty() && (!detach || !options.process.terminal))
       fail("cannot use console socket if runc will not detach or allocate tty");
-    if (!flags.get_list("cgroup").empty()) fail("--cgroup is not supported yet");
+    if (auto groups = flags.get_list("cgroup"); !groups.empty()) {
+      // runc's cgroup v2 form: one path below the container's cgroup, for every hierarchy.
+      if (groups.size() > 1 || groups[0].find(':') != std::string::npos)
+        fail("--cgroup: only a single sub-cgroup path (applied to every hierarchy) is supported");
+      if (groups[0].find("..") != std::string::npos) fail("--cgroup: invalid path {}", groups[0]);
+      options.sub_cgroup = groups[0];
+    }
     if (detach) {
       container.exec(options);
       return 0;

@@ -64,8 +64,8 @@ bool config_wants_terminal(const std::filesystem::path& bundle) {
 
 // Foreground run: we are the container's parent. Relay its terminal if it has one, forward our
 // signals, and exit with its status.
-int run_foreground(const StateStore& store, CreateOptions options, bool keep) {
-  SignalForwarder forwarder;
+int run_foreground(const StateStore& store, CreateOptions options, bool keep, bool subreaper) {
+  SignalForwarder forwarder(subreaper);
   int console_peer = -1;
   UniqueFd console_ours;
   bool terminal = false;
@@ -108,7 +108,7 @@ int run_command(const GlobalOptions& global, const ParsedFlags& flags) {
     container.start();
     return 0;
   }
-  return run_foreground(store, std::move(options), flags.get_bool("keep"));
+  return run_foreground(store, std::move(options), flags.get_bool("keep"), !flags.get_bool("no-subreaper"));
 }
 
 int delete_command(const GlobalOptions& global, const ParsedFlags& flags) {

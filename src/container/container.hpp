@@ -47,6 +47,7 @@ struct ExecOptions {
   std::string pid_file;
   int preserve_fds = 0;
   bool ignore_paused = false;
+  std::string sub_cgroup;          // --cgroup: an existing cgroup below the container's
 };
 
 // What a fork starts from: a snapshot of another container.

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "container/container.hpp"
+#include "container/generation.hpp"
 #include "linux/console.hpp"
 #include "linux/namespaces.hpp"
 #include "process/exec_launcher.hpp"
@@ -38,6 +39,12 @@ pid_t Container::exec(const ExecOptions& options) {
 
   oci::Config config = state_.parsed_config();
   auto cgroups = workload_cgroups();
+  if (!options.sub_cgroup.empty()) {
+    auto sub = leaf_cgroup(*cgroups, options.sub_cgroup);
+    for (const auto& p : sub->placements())
+      if (::access(p.dir.c_str(), F_OK) < 0) throw ExecStartError(fmt::format("cgroup {} does not exist", p.dir));
+    cgroups = std::move(sub);
+  }
   UniqueFd console;
   if (!options.console_socket.empty()) console = connect_console_socket(options.console_socket);
 

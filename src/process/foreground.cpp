@@ -22,7 +22,7 @@ int exit_status_of(int wait_status) {
   return WEXITSTATUS(wait_status);
 }
 
-SignalForwarder::SignalForwarder() {
+SignalForwarder::SignalForwarder(bool subreaper) {
   sigset_t mask;
   sigemptyset(&mask);
   for (int sig = 1; sig < SIGRTMIN; ++sig)
@@ -30,7 +30,7 @@ SignalForwarder::SignalForwarder() {
   check(::sigprocmask(SIG_BLOCK, &mask, &old_mask_), "block signals");
   signal_fd_.reset(::signalfd(-1, &mask, SFD_CLOEXEC));
   if (!signal_fd_) throw_errno("signalfd");
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  if (subreaper) ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 }
 
 SignalForwarder::~SignalForwarder() { ::sigprocmask(SIG_SETMASK, &old_mask_, nullptr); }

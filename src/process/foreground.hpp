@@ -14,7 +14,7 @@ class SignalForwarder {
  public:
   // Blocks every catchable signal so that none is lost before the child exists; children reset
   // their mask (reset_signals_in_child). Makes the caller a subreaper so orphans are reaped here.
-  SignalForwarder();
+  explicit SignalForwarder(bool subreaper = true);
   ~SignalForwarder();
   SignalForwarder(const SignalForwarder&) = delete;
   SignalForwarder& operator=(const SignalForwarder&) = delete;
