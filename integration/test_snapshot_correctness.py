@@ -173,7 +173,7 @@ mkdir -p /ws/new
 for i in $(seq 0 29); do echo "new $i" > /ws/new/pre$i; done
 """
 
-POST_CHANGES = f"""\
+POST_CHANGES = """\
 cd /ws
 for i in $(seq 0 99); do d=$(printf d%02d $((i % 20))); echo "post $i" > $d/$(printf f%04d $i); done
 for i in $(seq 100 199); do d=$(printf d%02d $((i % 20))); rm -f $d/$(printf f%04d $i); done
@@ -279,8 +279,12 @@ def scenario(t, warm, async_):
     # Roll back to the same snapshot once more (warm: the pool refilled), same result.
     diverge(t, cid, at)
     if warm:
-        S.wait_template(t, cid, snap)
+        tpl = S.wait_template(t, cid, snap)
     timer.add("rollback " + ("warm" if warm else "cold"), S.rollback(t, cid, snap))
+    if warm:
+        assert tpl["host_pid"] in S.generation_pid(t, cid), (S.anchor_children(t, cid), tpl)
+    else:
+        assert S.templates(t, cid) == []
     assert_as_at_snapshot(t, cid, at, "after the second rollback")
     timer.report(f"({'warm' if warm else 'cold'}, {'async' if async_ else 'sync'} snapshot)")
     t.rt.delete(cid, force=True)

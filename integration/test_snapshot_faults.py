@@ -135,28 +135,65 @@ def test_stopped_and_created_container(t):
     assert_error(r, 1, "cannot snapshot a container that is stopped")
     r = t.rt("rollback", cid, snap, check=False)
     assert_error(r, 1, "stopped")
+    fid = t.id("fk")
+    t.defer(t.rt.cleanup, fid)
+    r = t.rt("fork", cid, snap, fid, check=False)
+    assert r.rc == 1 and "not running" in r.err, r
+    assert t.rt.status(fid) is None
     assert S.listed_ids(t, cid) == [snap]
     t.rt.delete(cid)
     S.assert_clean(t, cid, b)
+    S.assert_gone(t, fid)
 
 
-def test_container_without_snapshots(t):
-    t.only_deltabox("snapshots are a deltabox feature")
-    b = t.bundle(None, args=list(COUNTER))
-    b.writable()
-    b.write()
-    cid = t.id("plain")
-    t.defer(t.rt.cleanup, cid)
-    t.rt.run_detached(cid, b, stdin=subprocess.DEVNULL)
-    util.wait_for(lambda: counter(t, cid) > 2, what="the counter")
-    for verb in (["snapshot", cid], ["snapshot", "--async", cid], ["rollback", cid, "s1"],
-                 ["fork", cid, "s1", t.id("pf")], ["snapshots", cid]):
-        r = t.rt(*verb, check=False)
-        assert_error(r, 1, "not created with snapshots enabled", "--snapshots",
-                     "io.deltabox.snapshots=true")
-    assert t.rt.status(t.id("pf")) is None
-    assert_moving(t, cid, "after refused snapshot verbs")
-    assert not os.path.exists(os.path.join(S.state_dir(t, cid), "helper.sock"))
+def host_counter(t, cid):
+    """The counter read from outside (exec refuses a paused container)."""
+    pids = S.generation_pid(t, cid)
+    assert len(pids) == 1, pids
+    return int(util.read_file(f"/proc/{pids[0]}/root/dev/shm/counter").strip() or -1)
+
+
+def counter_frozen(t, cid, seconds=0.6):
+    c0 = host_counter(t, cid)
+    time.sleep(seconds)
+    return host_counter(t, cid) == c0
+
+
+def test_paused_container(t):
+    """A paused container stays paused across snapshot verbs: a snapshot or rollback either is
+    refused or works and leaves it paused (not thawed behind the user's back); none hangs;
+    resume then runs it on."""
+    cid, b = counter_container(t)
+    set_marker(t, cid, "one")
+    s1, _ = S.snapshot(t, cid)
+    set_marker(t, cid, "two")
+    t.rt("pause", cid)
+    assert t.rt.status(cid) == "paused"
+    assert counter_frozen(t, cid)
+    for async_ in (False, True):
+        verb = f"snapshot{' --async' if async_ else ''} of a paused container"
+        try:
+            snap, r = S.snapshot(t, cid, async_=async_, check=False, timeout=30)
+        except AssertionError:
+            raise AssertionError(f"{verb} hangs (killed after 30 s)") from None
+        st = t.rt.status(cid)
+        got = repr(r) if snap is None else "ok: " + snap
+        assert st == "paused", f"after {verb} ({got}) it is {st}"
+        assert counter_frozen(t, cid), f"{verb} thawed it"
+    try:
+        r = t.rt("rollback", cid, s1, check=False, timeout=30)
+    except AssertionError:
+        raise AssertionError("rollback of a paused container hangs (killed after 30 s)") from None
+    st = t.rt.status(cid)
+    assert st == "paused", (r, st)
+    assert counter_frozen(t, cid), f"rollback of a paused container thawed it: {r!r}"
+    if r.rc != 0:
+        assert "paused" in r.err, r
+    t.rt("resume", cid)
+    assert_moving(t, cid, "after resume")
+    assert S.listed_ids(t, cid)[0] == s1
+    assert_consistent(t, cid, {s: ("one" if s == s1 else "two") for s in S.listed_ids(t, cid)},
+                      "after snapshot verbs on a paused container")
     finish(t, cid, b)
 
 
@@ -212,6 +249,23 @@ def test_criu_missing(t):
     assert S.listed_ids(t, cid) == []
     assert_moving(t, cid, "after a snapshot without CRIU")
     assert staging_left(t, cid) == []
+    finish(t, cid, b)
+
+
+def test_criu_missing_cold_rollback(t):
+    """A cold rollback that cannot run CRIU must fail before it kills the live generation: the
+    container runs on as it was (not stopped, not emptied)."""
+    cid, b = counter_container(t, annotations={"io.deltabox.templates": "0"})
+    set_marker(t, cid, "snap")
+    snap, _ = S.snapshot(t, cid)
+    set_marker(t, cid, "live")
+    r = t.rt("--criu", "/nonexistent/criu", "rollback", cid, snap, check=False)
+    assert r.rc == 1 and "/nonexistent/criu" in r.err, r
+    st = t.rt.status(cid)
+    assert st == "running", f"a rollback that could not find CRIU left the container {st}: {r!r}"
+    assert_moving(t, cid, "after a rollback without CRIU")
+    assert marker(t, cid) == "live"
+    assert_consistent(t, cid, {snap: "snap"}, "after a rollback without CRIU")
     finish(t, cid, b)
 
 
@@ -351,9 +405,9 @@ def seed_rng(t):
 
 
 def delays(rng, n, verb_seconds):
-    """n kill delays: half uniform in 0-200 ms, half uniform over the verb's own duration
-    (a warm rollback takes a few ms: 0-200 ms alone would almost never interrupt it)."""
-    return [rng.uniform(0, 0.2) if i % 2 else rng.uniform(0, verb_seconds) for i in range(n)]
+    """n kill delays: a third uniform in 0-200 ms, the rest uniform over the verb's own
+    duration (a warm rollback takes a few ms: 0-200 ms alone would seldom interrupt it)."""
+    return [rng.uniform(0, 0.2) if i % 3 == 1 else rng.uniform(0, verb_seconds) for i in range(n)]
 
 
 def frozen_cgroups(t, cid):
@@ -422,7 +476,7 @@ def kill_rollbacks(t, templates_on):
     if templates_on:
         S.wait_template(t, cid, snaps[0])
     took = S.rollback(t, cid, snaps[0])  # how long an uninterrupted one takes
-    for i, delay in enumerate(delays(rng, 12, took * 1.2)):
+    for i, delay in enumerate(delays(rng, 30 if templates_on else 12, took * 1.2)):
         set_marker(t, cid, "live")
         target = snaps[i % 2]
         if templates_on:
@@ -453,29 +507,29 @@ def test_kill_cli_during_cold_rollback(t):
     kill_rollbacks(t, templates_on=False)
 
 
-@util.timeout(240)
-def test_kill_helper_during_async_snapshot(t):
+def kill_helpers(t, whole_cgroup):
     rng, seed = seed_rng(t)
     cid, b = counter_container(t)
     markers = {}
     set_marker(t, cid, "first")
     first, _ = S.snapshot(t, cid)  # starts the helper
     markers[first] = "first"
-    for i in range(8):
+    for i in range(12):
         set_marker(t, cid, f"h{i}")
-        util.wait_for(lambda: S.helper_pids(t, cid), timeout=10, what="the helper")
+        util.wait_for(lambda: S.helper_process(t, cid), timeout=10, what="the helper")
         before = set(S.listed_ids(t, cid))
         snap, _ = S.snapshot(t, cid, async_=True)
         delay = rng.uniform(0, 0.1)
         time.sleep(delay)
-        helpers = S.helper_pids(t, cid)
-        for pid in helpers:
+        victims = S.helper_pids(t, cid) if whole_cgroup else S.helper_process(t, cid)
+        names = []
+        for pid in victims:
+            names.append(f"{pid}:{util.read_file(f'/proc/{pid}/cmdline', '?').split(chr(0))[-2:]}")
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        what = (f"seed={seed} round {i}: helper {sorted(helpers)} killed {delay * 1000:.0f} ms "
-                f"into the dump of {snap}")
+        what = f"seed={seed} round {i}: killed {names} {delay * 1000:.0f} ms into the dump of {snap}"
         next_verb(t, cid, what)
         new = set(S.listed_ids(t, cid)) - before
         assert new <= {snap}, (what, new)
@@ -490,3 +544,18 @@ def test_kill_helper_during_async_snapshot(t):
         markers[s2] = f"h{i}b"
     assert_consistent(t, cid, markers, f"seed={seed}: after killed helpers")
     finish(t, cid, b)
+
+
+@util.timeout(240)
+def test_kill_helper_during_async_snapshot(t):
+    """SIGKILL of the helper process (`deltabox helper <id>`) while it finishes a dump."""
+    kill_helpers(t, whole_cgroup=False)
+
+
+@util.timeout(240)
+def test_kill_helper_cgroup_during_async_snapshot(t):
+    """SIGKILL of everything in the helper's cgroup -- the helper and the CRIU it drives -- as
+    an OOM kill of that cgroup would."""
+    kill_helpers(t, whole_cgroup=True)
+
+

@@ -72,11 +72,17 @@ TEST_CASE("snapshot classify: abstract unix sockets from /proc/net/unix text") {
   CHECK(found[0] == std::pair<unsigned long, std::string>{7001, "abstract unix socket @agent-bus"});
 }
 
+// What a dump leaves in a staging dir: CRIU's images, inventory.img among them.
+void stage(const SnapshotTree& tree, const std::string& id) {
+  std::filesystem::create_directories(tree.staging(id) / "criu");
+  write_file_atomic(tree.staging(id) / "criu" / "inventory.img", "x", 0600, Durability::survive_process_crash);
+}
+
 TEST_CASE("snapshot tree: staged snapshots are invisible until published") {
   TempDir tmp;
   SnapshotTree tree(tmp.path);
   auto m1 = meta("s1", "2026-01-01T00:00:01Z", "first");
-  std::filesystem::create_directories(tree.staging("s1"));
+  stage(tree, "s1");
   CHECK(tree.list().empty());
   CHECK(tree.abandoned().size() == 1);
   tree.publish(m1);
@@ -92,7 +98,7 @@ TEST_CASE("snapshot tree: order, removal, round trip") {
   TempDir tmp;
   SnapshotTree tree(tmp.path);
   for (auto [id, t] : {std::pair{"s3", "2026-01-01T00:00:03Z"}, {"s1", "2026-01-01T00:00:01Z"}, {"s2", "2026-01-01T00:00:02Z"}}) {
-    std::filesystem::create_directories(tree.staging(id));
+    stage(tree, id);
     tree.publish(meta(id, t));
   }
   std::vector<std::string> ids;
@@ -112,6 +118,27 @@ TEST_CASE("snapshot tree: order, removal, round trip") {
   CHECK_THROWS_AS(SnapshotMeta::from_json({{"id", "x"}}), Error);
 }
 
+TEST_CASE("snapshot tree: mark_removed alone removes (no record written: a full store)") {
+  TempDir tmp;
+  SnapshotTree tree(tmp.path);
+  stage(tree, "s1");
+  tree.publish(meta("s1", "2026-01-01T00:00:01Z", "first"));
+  stage(tree, "s2");
+  tree.publish(meta("s2", "2026-01-01T00:00:02Z"));
+  tree.mark_removed("s1");
+  CHECK_FALSE(tree.find("s1"));
+  CHECK_FALSE(tree.find("first"));
+  REQUIRE(tree.list().size() == 1);
+  CHECK(tree.list()[0].id == "s2");
+  REQUIRE(tree.removed().size() == 1);
+  CHECK(tree.removed()[0].id == "s1");
+  tree.mark_removed("s1");  // again: nothing to do
+  // a published snapshot whose images never came is not one either
+  std::filesystem::create_directories(tree.staging("s3"));
+  tree.publish(meta("s3", "2026-01-01T00:00:03Z"));
+  CHECK_FALSE(tree.find("s3"));
+}
+
 TEST_CASE("jobs: journal order, round trip, torn files dropped") {
   TempDir tmp;
   JobQueue queue(tmp.path);
@@ -128,6 +155,11 @@ TEST_CASE("jobs: journal order, round trip, torn files dropped") {
   CHECK(pending[2].second.generation == "3");
   CHECK(pending[3].second.type == Job::Type::compact);
   queue.done(pending[0].first);
+  CHECK(queue.pending().size() == 3);
+  queue.enqueue({Job::Type::dump, "s7", "2"});
+  queue.done_dump("s8");
+  CHECK(queue.pending().size() == 4);
+  queue.done_dump("s7");
   CHECK(queue.pending().size() == 3);
   CHECK_THROWS_AS(Job::from_json({{"type", "explode"}}), Error);
 }

@@ -291,19 +291,23 @@ def btrfs_snapshot_ioctl(src, dst_parent, name, readonly=True):
 
 
 def btrfs_used(mnt):
-    """Bytes used on a btrfs mount (data + metadata + system), after a filesystem sync and
-    after deleted subvolumes are cleaned; None if unavailable."""
+    """{'Data': bytes, 'Metadata': bytes, 'System': bytes, 'total': bytes} used on a btrfs
+    mount, after a filesystem sync and after deleted subvolumes are cleaned; None if
+    unavailable."""
     subprocess.run(["btrfs", "filesystem", "sync", mnt], capture_output=True)
     subprocess.run(["btrfs", "subvolume", "sync", mnt], capture_output=True, timeout=120)
     r = subprocess.run(["btrfs", "filesystem", "df", "--raw", mnt], capture_output=True,
                        text=True)
     if r.returncode != 0:
         return None
-    total = 0
+    out = {"total": 0}
     for ln in r.stdout.splitlines():
         if "used=" in ln and not ln.startswith("GlobalReserve"):
-            total += int(ln.split("used=")[1].split()[0].rstrip(","))
-    return total
+            kind = ln.split(",")[0].strip()
+            n = int(ln.split("used=")[1].split()[0].rstrip(","))
+            out[kind] = out.get(kind, 0) + n
+            out["total"] += n
+    return out
 
 
 class BtrfsProbe:
@@ -369,21 +373,24 @@ def fmt_mib(b):
 _PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948"]
 
 
-def svg_grouped_bars(groups, series, values, title, unit="ms", width=None, height=420):
+def svg_grouped_bars(groups, series, values, title, unit="ms", width=None, height=440,
+                     sections=()):
     """groups: operation labels (x); series: e.g. ['16 MiB', '256 MiB', '1024 MiB'];
-    values[g][s]: a positive number or None (missing). Log-scale y. Returns SVG text."""
+    values[g][s]: a positive number or None (missing). Log-scale y. sections: [(first group
+    index, label)] drawn as a dashed separator + caption. Returns SVG text."""
     vals = [v for row in values for v in row if v and v > 0]
     if not vals:
         vals = [1.0]
-    lo = 10 ** math.floor(math.log10(min(vals)))
+    lo = 10 ** math.floor(math.log10(min(vals) * 0.9))
     hi = 10 ** math.ceil(math.log10(max(vals)))
     if hi <= lo:
         hi = lo * 10
     ns = max(1, len(series))
     bar_w = 14
     group_w = ns * bar_w + 18
-    left, right, top, bottom = 64, 20, 44, 150
-    width = width or left + right + group_w * len(groups)
+    left, right, top, bottom = 64, 20, 62, 150
+    width = width or max(760, left + right + group_w * len(groups))
+    group_w = max(group_w, (width - left - right) // max(1, len(groups)))
     plot_h = height - top - bottom
 
     def y(v):
@@ -420,6 +427,13 @@ def svg_grouped_bars(groups, series, values, title, unit="ms", width=None, heigh
         cx = x0 + ns * bar_w / 2
         out.append(f'<text x="{cx:.0f}" y="{top + plot_h + 10}" text-anchor="end" '
                    f'transform="rotate(-50 {cx:.0f} {top + plot_h + 10})">{esc(g)}</text>')
+    for gi, label in sections:
+        x = left + gi * group_w
+        if gi:
+            out.append(f'<line x1="{x}" x2="{x}" y1="{top - 6}" y2="{top + plot_h}" '
+                       f'stroke="#888" stroke-dasharray="4 3"/>')
+        out.append(f'<text x="{x + 6}" y="{top - 8}" font-style="italic" fill="#555">'
+                   f'{esc(label)}</text>')
     out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#333"/>')
     out.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" '
                f'y2="{top + plot_h}" stroke="#333"/>')

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 from . import util
 from .checks import assert_nothing_left, cgroup_dirs_named
@@ -160,6 +159,16 @@ def helper_pids(t, cid):
     return {p for p in pids if util.pid_alive(p)}
 
 
+def helper_process(t, cid):
+    """The helper itself (`deltabox ... helper <id>`), not the CRIU it runs: pids."""
+    res = set()
+    for p in helper_pids(t, cid):
+        argv = util.read_file(f"/proc/{p}/cmdline", "").split("\0")
+        if "helper" in argv and cid in argv:
+            res.add(p)
+    return res
+
+
 def assert_gone(t, cid):
     """Container cid is deleted: no state, state dir, cgroup, helper cgroup or store entry
     (processes are not looked at: other containers of the test may still run)."""
@@ -209,10 +218,6 @@ class Timer:
             lines.append(f"  {what:<28} n={len(xs):<3} median={med * 1000:7.1f} ms  "
                          f"min={xs[0] * 1000:7.1f} ms  max={xs[-1] * 1000:7.1f} ms")
         note("\n".join(lines))
-
-
-def now():
-    return time.monotonic()
 
 
 def note(text):

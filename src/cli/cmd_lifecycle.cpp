@@ -7,9 +7,11 @@
 #include "cli/command.hpp"
 #include "container/container.hpp"
 #include "linux/console.hpp"
+#include "linux/notify_socket.hpp"
 #include "linux/signals.hpp"
 #include "process/foreground.hpp"
 #include "util/error.hpp"
+#include "util/log.hpp"
 
 namespace deltabox::cli {
 
@@ -45,6 +47,36 @@ CreateOptions create_options(const GlobalOptions& global, const ParsedFlags& fla
   return o;
 }
 
+bool has_notify_mount(const oci::Config& config) {
+  for (const auto& m : config.mounts)
+    if (m.destination == NotifySocket::kContainerDir) return true;
+  return false;
+}
+
+// runc's NOTIFY_SOCKET proxy, start's half: a fresh socket in the directory `create` mounted at
+// /run/notify, bound before the container's process runs so that no READY=1 is lost. Only for
+// a container created with NOTIFY_SOCKET set: without the mount nobody could ever answer.
+std::optional<NotifySocket> bind_notify_socket(const StateStore& store, const Container& container) {
+  if (container.status() != oci::Status::created) return std::nullopt;
+  if (!has_notify_mount(container.state().parsed_config())) return std::nullopt;
+  return NotifySocket::from_environment(store.dir(container.id()));
+}
+
+// Called with the container unlocked: waiting for READY=1 may take as long as the service
+// likes (runc waits forever too), and exec/state must work meanwhile.
+void forward_ready(std::optional<NotifySocket>& notify, pid_t init_pid) {
+  if (notify) notify->wait_ready_and_forward(init_pid, std::chrono::milliseconds(0));
+}
+
+// start, with the NOTIFY_SOCKET proxy when the container has one.
+void start_and_notify(const StateStore& store, Container& container) {
+  auto notify = bind_notify_socket(store, container);
+  container.start();
+  const pid_t pid = container.state().init_pid;
+  container.unlock();
+  forward_ready(notify, pid);
+}
+
 int create_command(const GlobalOptions& global, const ParsedFlags& flags) {
   auto store = open_store(global);
   Container::create(store, create_options(global, flags));
@@ -53,7 +85,8 @@ int create_command(const GlobalOptions& global, const ParsedFlags& flags) {
 
 int start_command(const GlobalOptions& global, const ParsedFlags& flags) {
   auto store = open_store(global);
-  Container::load(store, flags.positional.at(0)).start();
+  Container container = Container::load(store, flags.positional.at(0));
+  start_and_notify(store, container);
   return 0;
 }
 
@@ -88,12 +121,19 @@ int run_foreground(const StateStore& store, CreateOptions options, bool keep, bo
     relay = std::make_unique<TerminalRelay>(recv_fd(console_ours.get()));
     forwarder.on_window_change([&] { relay->resize(); });
   }
+  auto notify = bind_notify_socket(store, container);
   container.start();
   const std::string id = container.id();
   const pid_t pid = container.state().init_pid;
   container.unlock();
   std::thread relay_thread;
   if (relay) relay_thread = std::thread([&] { relay->run(); });
+  try {
+    forward_ready(notify, pid);
+  } catch (const std::exception& e) {
+    // The container runs and we are its parent: keep relaying and reaping it.
+    log::error("notify socket: {}", e.what());
+  }
   int status = forwarder.wait(pid);
   if (relay_thread.joinable()) relay_thread.join();
   if (!keep) Container::load(store, id).destroy(true);
@@ -105,7 +145,7 @@ int run_command(const GlobalOptions& global, const ParsedFlags& flags) {
   CreateOptions options = create_options(global, flags);
   if (flags.get_bool("detach")) {
     Container container = Container::create(store, options);
-    container.start();
+    start_and_notify(store, container);
     return 0;
   }
   return run_foreground(store, std::move(options), flags.get_bool("keep"), !flags.get_bool("no-subreaper"));

@@ -24,7 +24,7 @@ bool json_output(const ParsedFlags& flags) {
 int snapshot_command(const GlobalOptions& global, const ParsedFlags& flags) {
   auto store = open_store(global);
   auto container = Container::load(store, flags.positional.at(0));
-  SnapshotOptions options{flags.get_string("name"), flags.get_bool("async"), global.criu};
+  SnapshotOptions options{flags.get_string("name"), flags.get_bool("async"), global.criu_set ? global.criu : ""};
   std::string id = container.snapshot(options);
   if (json_output(flags))
     std::printf("%s\n", nlohmann::json({{"id", id}, {"name", options.name}}).dump().c_str());
@@ -35,7 +35,7 @@ int snapshot_command(const GlobalOptions& global, const ParsedFlags& flags) {
 
 int rollback_command(const GlobalOptions& global, const ParsedFlags& flags) {
   auto store = open_store(global);
-  Container::load(store, flags.positional.at(0)).rollback(flags.positional.at(1), global.criu);
+  Container::load(store, flags.positional.at(0)).rollback(flags.positional.at(1), global.criu_set ? global.criu : "");
   return 0;
 }
 

@@ -15,6 +15,7 @@ struct GlobalOptions {
   bool systemd_cgroup = false;
   bool rootless = false;
   std::string criu;   // path of the criu binary
+  bool criu_set = false;  // --criu given: snapshot verbs use it instead of the one create recorded
   std::string store;  // the snapshot layer store
   bool debug = false;
 };

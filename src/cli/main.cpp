@@ -134,6 +134,7 @@ int main_checked(int argc, char** argv) {
   global.systemd_cgroup = parsed.get_bool("systemd-cgroup");
   global.rootless = decide_rootless(parsed.get_string("rootless"));
   global.criu = parsed.get_string("criu");
+  global.criu_set = parsed.has("criu");
   global.store = default_store(parsed.get_string("store"));
   global.debug = parsed.get_bool("debug");
 

@@ -44,6 +44,27 @@ void Container::abandon_interrupted_dump(const Job& job) {
   abandon_snapshot(delta::LayerStore::open(state_.snapshots->store), job.snapshot);
 }
 
+// Holding the lock, nobody is working on the container: a dump still journaled means the
+// verb or helper that owned it died midway, and so does a staging dir or a rollback journal.
+void Container::recover_interrupted_work() {
+  JobQueue queue(store_->dir(state_.id));
+  for (const auto& [file, job] : queue.pending()) {
+    if (job.type != Job::Type::dump) continue;
+    abandon_interrupted_dump(job);
+    queue.done(file);
+  }
+  // A readdir, not a store open, on the common path where nothing was left.
+  SnapshotTree tree(container_store_dir(state_.snapshots->store, state_.id));
+  if (auto left = tree.abandoned(); !left.empty()) {
+    auto store = delta::LayerStore::open(state_.snapshots->store);
+    for (const auto& dir : left) {
+      workload_cgroups()->thaw();
+      store.remove(dir);
+    }
+  }
+  recover_interrupted_rollback();
+}
+
 // Without soft-dirty tracking every dump holds all memory: share what did not change with the
 // parent snapshot's images, so disk per snapshot is about the pages that did.
 void Container::dedup_snapshot(const delta::LayerStore& store, const std::string& snapshot) {

@@ -23,8 +23,7 @@ ContainerState read_state(const StateStore& store, const std::string& id) {
 Container Container::load(const StateStore& store, const std::string& id) {
   ContainerLock lock = store.lock(id);
   Container container(store, read_state(store, id), std::move(lock));
-  // Holding the lock, a dump still queued means the helper that owned it died midway.
-  if (container.state_.snapshots) recover_interrupted_jobs(store, id);
+  if (container.state_.snapshots) container.recover_interrupted_work();
   return container;
 }
 

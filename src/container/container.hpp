@@ -104,6 +104,17 @@ struct SnapshotOptions {
   std::string criu_path;
 };
 
+// A rollback in progress, journaled in the state dir (rollback.json) before its first
+// destructive step, so that a rollback killed midway is finished or undone (rollback.cpp).
+struct RollbackJournal {
+  std::string snapshot;
+  std::string old_generation;
+  pid_t old_pid = 0;           // the live generation's init, in the anchor's pid namespace
+  std::string generation;      // the generation that replaces it
+  pid_t template_pid = 0;      // warm: the template's init in the anchor's namespace; 0: cold
+  pid_t template_host_pid = 0;
+};
+
 struct SnapshotInfo {
   SnapshotMeta meta;
   bool template_ready = false;
@@ -159,6 +170,8 @@ class Container {
   // The helper's side (background.cpp): a container whose lock it already holds (handed over
   // by an async snapshot, or none for recovery), and one job of its queue.
   static Container adopt(const StateStore& store, const std::string& id, ContainerLock lock);
+  // Called with the lock held: undoes or finishes what a killed verb or helper left (jobs.hpp).
+  void recover_interrupted_work();
   void run_job(const Job& job);
   void abandon_interrupted_dump(const Job& job);
 
@@ -180,6 +193,16 @@ class Container {
   std::filesystem::path start_fifo() const;
   void remove_everything(cgroups::Manager& cgroups);
   void require_snapshots() const;
+  // The criu binary a snapshot verb uses: the one named on its command line, else create's.
+  std::string criu_binary(const std::string& requested) const;
+  // A rollback killed midway (rollback.json) is finished or undone by the next lock holder.
+  void recover_interrupted_rollback();
+  std::filesystem::path journal_path() const;
+  // The live generation's init in the anchor's pid namespace; 0 when it is gone.
+  pid_t live_namespace_pid() const;
+  void finish_rollback(const RollbackJournal& journal, const SnapshotMeta& meta, pid_t host_pid);
+  void cold_rollback(const delta::LayerStore& store, const SnapshotTree& tree, const SnapshotMeta& meta,
+                     const std::string& criu_path);
   std::filesystem::path anchor_socket() const;
   SnapshotMeta begin_snapshot(const delta::LayerStore& store, const std::string& name);
   void complete_snapshot(const delta::LayerStore& store, const std::string& snapshot, const std::string& criu_path);

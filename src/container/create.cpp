@@ -9,6 +9,7 @@
 #include "container/snapshot_setup.hpp"
 #include "container/validate.hpp"
 #include "linux/console.hpp"
+#include "linux/notify_socket.hpp"
 #include "process/hooks.hpp"
 #include "process/launcher.hpp"
 #include "process/listen_fds.hpp"
@@ -59,6 +60,13 @@ UniqueFd make_start_fifo(const std::filesystem::path& path) {
   return fd;
 }
 
+// runc's NOTIFY_SOCKET proxy, create's half: the container sees <state dir>/notify at
+// /run/notify and NOTIFY_SOCKET in its environment (saved with the config, so exec has it too);
+// `start`/`run` bind a fresh socket there and forward READY=1 to the host's socket.
+void setup_notify_socket(const std::filesystem::path& state_dir, oci::Config& config) {
+  if (auto notify = NotifySocket::from_environment(state_dir)) notify->setup_spec(config);
+}
+
 }  // namespace
 
 Container Container::create(const StateStore& store, const CreateOptions& options) {
@@ -81,6 +89,14 @@ Container Container::build(const StateStore& store, const CreateOptions& options
     if (auto why = snapshot_refusal(config); !why.empty()) fail("cannot enable snapshots: {}", why);
 
   ContainerLock lock = store.create_dir(options.id);
+  if (!fork) {
+    try {
+      setup_notify_socket(store.dir(options.id), config);
+    } catch (...) {
+      store.remove_dir(options.id);
+      throw;
+    }
+  }
   ContainerState state;
   state.id = options.id;
   state.bundle = options.bundle;

@@ -4,9 +4,11 @@
 
 #include "container/container.hpp"
 #include "container/generation.hpp"
+#include "container/validate.hpp"
 #include "linux/console.hpp"
 #include "linux/namespaces.hpp"
 #include "process/exec_launcher.hpp"
+#include "process/finalize.hpp"
 #include "process/listen_fds.hpp"
 #include "util/error.hpp"
 
@@ -37,6 +39,8 @@ pid_t Container::exec(const ExecOptions& options) {
   if (options.process.terminal && options.console_socket.empty() && options.console_socket_fd < 0)
     throw ExecStartError("cannot allocate tty if runc will detach without setting console socket");
 
+  // Bad scheduler/ioPriority/execCPUAffinity values fail here, before any process exists.
+  validate_process_attrs(options.process);
   oci::Config config = state_.parsed_config();
   auto cgroups = workload_cgroups();
   if (!options.sub_cgroup.empty()) {
@@ -53,7 +57,11 @@ pid_t Container::exec(const ExecOptions& options) {
   spec.namespace_flags = namespace_flags(config);
   spec.cgroups = cgroups.get();
   spec.process = options.process;
-  if (config.linux) spec.seccomp = config.linux->seccomp;
+  if (config.linux) {
+    spec.seccomp = config.linux->seccomp;
+    spec.personality = config.linux->personality;
+  }
+  spec.cpuset_cpus = cpuset_cpus_configured(config);
   spec.console_socket = console ? console.get() : options.console_socket_fd;
   spec.inherited_fds = socket_activation_fds(spec.extra_env) + options.preserve_fds;
   pid_t pid = launch_exec(spec);

@@ -43,6 +43,7 @@ criu::SpawnOptions spawn_in_anchor(const GenerationCriu& c, int anchor_pidfd) {
   if (!c.criu_path.empty()) s.criu_path = c.criu_path;
   s.ns_pidfd = anchor_pidfd;
   s.ns_flags = criu_namespace_flags(c.config);
+  if (c.lock_fd >= 0) s.inherit_fds.push_back(c.lock_fd);
   return s;
 }
 

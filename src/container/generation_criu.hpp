@@ -39,6 +39,9 @@ struct GenerationCriu {
   const oci::Config& config;
   const cgroups::Manager& container_cgroup;
   std::string criu_path;
+  // The container's lock (-1: none held). CRIU keeps a copy, so a verb killed while CRIU works
+  // leaves the lock held until CRIU is done: whoever recovers never races a running CRIU.
+  int lock_fd = -1;
 };
 
 // CRIU's freezer check passes at once when the generation's cgroup is already frozen; CRIU

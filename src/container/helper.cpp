@@ -57,12 +57,12 @@ UniqueFd listen_helper(const std::filesystem::path& path) {
 // cgroup namespace): deltabox's, so killing or freezing the container never touches it.
 std::unique_ptr<cgroups::Manager> helper_cgroup(const StateStore& store, const std::string& id, bool create) {
   auto file = store.dir(id) / kCgroupState;
-  if (!create) {
-    try {
-      return cgroups::Manager::from_state(nlohmann::json::parse(read_file(file)));
-    } catch (const std::exception&) {
-      return nullptr;
-    }
+  // A helper before us (killed, or gone with an earlier anchor) made it: its record says which
+  // directories are ours to remove; creating again would find them and claim none.
+  try {
+    return cgroups::Manager::from_state(nlohmann::json::parse(read_file(file)));
+  } catch (const std::exception&) {
+    if (!create) return nullptr;
   }
   auto manager = cgroups::Manager::for_container("/deltabox-helper-" + id, id, false);
   manager->create();
@@ -228,13 +228,5 @@ void stop_helper(const StateStore& store, const std::string& id) {
   }
 }
 
-void recover_interrupted_jobs(const StateStore& store, const std::string& id) {
-  JobQueue queue(store.dir(id));
-  for (const auto& [file, job] : queue.pending()) {
-    if (job.type != Job::Type::dump) continue;
-    Container::adopt(store, id, ContainerLock()).abandon_interrupted_dump(job);
-    queue.done(file);
-  }
-}
 
 }  // namespace deltabox

@@ -21,8 +21,4 @@ int run_helper(const StateStore& store, const std::string& id, int listen_fd);
 // For delete: stops the helper (if any) and removes its cgroup.
 void stop_helper(const StateStore& store, const std::string& id);
 
-// Work a dead helper left: an interrupted dump is undone (the container thawed, nothing
-// published); the rest stays queued for the next helper. Call with the container's lock held.
-void recover_interrupted_jobs(const StateStore& store, const std::string& id);
-
 }  // namespace deltabox

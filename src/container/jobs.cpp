@@ -71,4 +71,9 @@ void JobQueue::done(const std::filesystem::path& file) const {
   std::filesystem::remove(file, ec);
 }
 
+void JobQueue::done_dump(const std::string& snapshot) const {
+  for (const auto& [file, job] : pending())
+    if (job.type == Job::Type::dump && job.snapshot == snapshot) done(file);
+}
+
 }  // namespace deltabox

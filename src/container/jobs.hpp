@@ -27,6 +27,8 @@ class JobQueue {
   // Oldest first.
   std::vector<std::pair<std::filesystem::path, Job>> pending() const;
   void done(const std::filesystem::path& file) const;
+  // Removes the journaled dump of a snapshot (a synchronous snapshot finished or undone).
+  void done_dump(const std::string& snapshot) const;
 
  private:
   std::filesystem::path dir_;

@@ -43,9 +43,6 @@ void Container::require_snapshots() const {
 }
 
 SnapshotMeta Container::begin_snapshot(const delta::LayerStore& store, const std::string& name) {
-  auto status = this->status();
-  if (status == oci::Status::stopped || status == oci::Status::created)
-    fail("cannot snapshot a container that is {}", oci::status_name(status));
   auto& snap = *state_.snapshots;
   const auto dir = container_store_dir(store.root(), state_.id);
   SnapshotTree tree(dir);
@@ -70,6 +67,9 @@ SnapshotMeta Container::begin_snapshot(const delta::LayerStore& store, const std
 
   const auto gen = generation_paths(dir, snap.generation);
   const auto staging = tree.staging(meta.id);
+  // Journaled before anything exists: whoever takes the lock after a crash or kill from here
+  // on finds the job, thaws the container and removes the staging dir.
+  JobQueue(store_->dir(state_.id)).enqueue({Job::Type::dump, meta.id, meta.generation});
   std::filesystem::create_directories(staging / "criu");
   auto workload = workload_cgroups();
   try {
@@ -95,7 +95,7 @@ void Container::complete_snapshot(const delta::LayerStore& store, const std::str
     auto cgroups = this->cgroups();
     {
       UniqueFd images = open_dir(staging / "criu");
-      meta.externals = dump_generation({state_, config, *cgroups, criu_path}, meta.generation, images.get()).to_json();
+      meta.externals = dump_generation({state_, config, *cgroups, criu_path, lock_.dir_fd()}, meta.generation, images.get()).to_json();
     }
     workload_cgroups()->thaw();
     meta.created = rfc3339_nano_now();
@@ -129,16 +129,25 @@ void Container::abandon_snapshot(const delta::LayerStore& store, const std::stri
 
 std::string Container::snapshot(const SnapshotOptions& options) {
   require_snapshots();
+  auto status = this->status();
+  if (status != oci::Status::running) fail("cannot snapshot a container that is {}", oci::status_name(status));
   auto store = delta::LayerStore::open(state_.snapshots->store);
   SnapshotMeta meta = begin_snapshot(store, options.name);
   if (options.async) {
-    JobQueue(store_->dir(state_.id)).enqueue({Job::Type::dump, meta.id, meta.generation});
-    // The helper inherits our lock: every other verb waits until the dump is done.
+    // The helper inherits our lock and the journaled dump: every other verb waits until the
+    // dump is done.
     wake_helper(*store_, state_.id, lock_.dir_fd());
     lock_.release();
     return meta.id;
   }
-  complete_snapshot(store, meta.id, options.criu_path);
+  JobQueue jobs(store_->dir(state_.id));
+  try {
+    complete_snapshot(store, meta.id, criu_binary(options.criu_path));
+  } catch (...) {
+    jobs.done_dump(meta.id);
+    throw;
+  }
+  jobs.done_dump(meta.id);
   wake_helper(*store_, state_.id);
   return meta.id;
 }

@@ -1,6 +1,9 @@
 #include "container/snapshot_tree.hpp"
 
 #include <dirent.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
 
@@ -12,6 +15,9 @@ namespace deltabox {
 namespace {
 constexpr const char* kMeta = "meta.json";
 constexpr const char* kStagingPrefix = ".staging-";
+// Every CRIU dump writes it; `snapshots rm` unlinks it first (an unlink works on a full
+// filesystem, where writing meta.json may not): a snapshot without it is removed.
+constexpr const char* kInventory = "criu/inventory.img";
 }  // namespace
 
 const char* snapshot_class_name(SnapshotClass c) {
@@ -73,6 +79,12 @@ std::vector<SnapshotMeta> SnapshotTree::removed() const {
   return out;
 }
 
+void SnapshotTree::mark_removed(const std::string& snap) const {
+  const auto inventory = dir(snap) / kInventory;
+  if (::unlink(inventory.c_str()) < 0 && errno != ENOENT) throw_errno(fmt::format("unlink {}", inventory.string()));
+  fsync_dir(inventory.parent_path());
+}
+
 void SnapshotTree::update(const SnapshotMeta& meta) const {
   write_file_atomic(dir(meta.id) / kMeta, meta.to_json().dump(), 0600, Durability::survive_power_loss);
 }
@@ -89,7 +101,9 @@ std::vector<SnapshotMeta> SnapshotTree::all() const {
     } catch (const Error&) {
       continue;  // being removed
     }
-    out.push_back(SnapshotMeta::from_json(nlohmann::json::parse(text)));
+    auto meta = SnapshotMeta::from_json(nlohmann::json::parse(text));
+    if (!meta.removed && ::access((entry.path() / kInventory).c_str(), F_OK) != 0) meta.removed = true;
+    out.push_back(std::move(meta));
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return a.created != b.created ? a.created < b.created : a.id < b.id;
@@ -102,7 +116,7 @@ std::optional<SnapshotMeta> SnapshotTree::find(const std::string& id_or_name) co
   if (id_or_name.find('/') == std::string::npos && id_or_name != "." && id_or_name != "..") {
     try {
       auto meta = SnapshotMeta::from_json(nlohmann::json::parse(read_file(dir(id_or_name) / kMeta)));
-      if (!meta.removed) return meta;
+      if (!meta.removed && ::access((dir(id_or_name) / kInventory).c_str(), F_OK) == 0) return meta;
     } catch (const std::exception&) {
     }
   }

@@ -62,6 +62,8 @@ class SnapshotTree {
   void publish(const SnapshotMeta& meta) const;
   // Rewrites a published snapshot's meta.json atomically.
   void update(const SnapshotMeta& meta) const;
+  // The commit point of `snapshots rm`: from here on the snapshot is not listed nor found.
+  void mark_removed(const std::string& snap) const;
   // Staging dirs of snapshots that never completed (a crash, a kill): safe to delete.
   std::vector<std::filesystem::path> abandoned() const;
 

@@ -9,6 +9,7 @@
 #include "container/templates.hpp"
 #include "delta/store.hpp"
 #include "util/error.hpp"
+#include "util/log.hpp"
 
 namespace deltabox {
 
@@ -57,9 +58,15 @@ void Container::remove_snapshots(const std::vector<std::string>& refs) {
   }
   for (auto& meta : doomed) {
     if (auto tpl = pool.find(meta.id)) drop_template(store, *tpl);
-    meta.removed = true;
-    tree.update(meta);
+    tree.mark_removed(meta.id);
+    // Images first: on a full store that is what gives room to write the record.
     store.remove(tree.images(meta.id));
+    meta.removed = true;
+    try {
+      tree.update(meta);
+    } catch (const Error& e) {
+      log::debug("snapshot {}: record its removal: {} (it stays removed)", meta.id, e.what());
+    }
   }
   collect_removed_snapshots(store);
 }

@@ -2,8 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <set>
 
+#include "linux/personality.hpp"
+#include "linux/scheduler.hpp"
 #include "util/error.hpp"
 
 namespace deltabox {
@@ -62,10 +65,32 @@ void validate_user_namespace(const oci::Config& config) {
     fail("user namespaces enabled, but no uid or gid mappings found");
 }
 
+// Handing the notify fd to linux.seccomp.listenerPath (linux/seccomp_notify.hpp) is not wired
+// yet. Without an agent, a notified syscall would fail with ENOSYS once the listener closes at
+// execve: refuse such filters rather than run something other than what was asked for.
+void validate_seccomp_notify(const oci::Seccomp& seccomp) {
+  const bool notifies = std::any_of(seccomp.syscalls.begin(), seccomp.syscalls.end(),
+                                    [](const oci::SeccompSyscall& s) { return s.action == "SCMP_ACT_NOTIFY"; });
+  if (!seccomp.listener_path.empty())
+    fail("linux.seccomp.listenerPath: seccomp user notification agents are not supported");
+  if (notifies) fail("seccomp listenerPath is not set");
+}
+
 }  // namespace
 
+void validate_process_attrs(const oci::Process& process) {
+  if (process.scheduler) validate_scheduler(*process.scheduler);
+  if (process.io_priority) validate_io_priority(*process.io_priority);
+  if (process.exec_cpu_affinity) validate_cpu_affinity(*process.exec_cpu_affinity);
+}
+
 void validate_for_create(const oci::Config& config) {
+  // runc converts these while building its config, before anything exists; the container
+  // process applies them much later, where a failure would leave a half-built container.
+  if (config.process) validate_process_attrs(*config.process);
   if (!config.linux) return;
+  if (config.linux->personality) validate_personality(*config.linux->personality);
+  if (config.linux->seccomp) validate_seccomp_notify(*config.linux->seccomp);
   if (!config.hostname.empty() && !config.has_namespace(NamespaceType::uts))
     fail("unable to set hostname without a private UTS namespace");
   if (!config.domainname.empty() && !config.has_namespace(NamespaceType::uts))

@@ -159,27 +159,6 @@ void prepare_fds(const ChildPlan& plan) noexcept {
   exec_criu(plan);
 }
 
-UniqueFd open_executable(const std::string& name) {
-  auto open_path = [](const std::string& path) {
-    return UniqueFd(::open(path.c_str(), O_PATH | O_CLOEXEC));
-  };
-  if (name.find('/') != std::string::npos) {
-    UniqueFd fd = open_path(name);
-    if (!fd) throw_errno(fmt::format("open {}", name));
-    return fd;
-  }
-  const char* env = std::getenv("PATH");
-  std::string_view path = env ? env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  while (!path.empty()) {
-    size_t colon = path.find(':');
-    std::string dir(path.substr(0, colon));
-    path = colon == std::string_view::npos ? std::string_view{} : path.substr(colon + 1);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) != 0) continue;
-    if (UniqueFd fd = open_path(candidate)) return fd;
-  }
-  fail("criu: {} not found in PATH", name);
-}
 
 struct Reports {
   std::optional<pid_t> pid;
@@ -218,6 +197,28 @@ void check_spawn_options(const SpawnOptions& o) {
 }
 
 }  // namespace
+
+UniqueFd open_executable(const std::string& name) {
+  auto open_path = [](const std::string& path) {
+    return UniqueFd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+  };
+  if (name.find('/') != std::string::npos) {
+    UniqueFd fd = open_path(name);
+    if (!fd) throw_errno(fmt::format("open {}", name));
+    return fd;
+  }
+  const char* env = std::getenv("PATH");
+  std::string_view path = env ? env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  while (!path.empty()) {
+    size_t colon = path.find(':');
+    std::string dir(path.substr(0, colon));
+    path = colon == std::string_view::npos ? std::string_view{} : path.substr(colon + 1);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) != 0) continue;
+    if (UniqueFd fd = open_path(candidate)) return fd;
+  }
+  fail("criu: {} not found in PATH", name);
+}
 
 SwrkProcess::SwrkProcess(UniqueFd socket, pid_t pid, UniqueFd pidfd)
     : socket_(std::move(socket)), pid_(pid), pidfd_(std::move(pidfd)) {}

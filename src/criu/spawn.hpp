@@ -51,4 +51,9 @@ class SwrkProcess {
   UniqueFd pidfd_;
 };
 
+// An O_PATH fd of the criu binary: a path, or a name looked up in $PATH. Throws
+// "open <path>: <errno>" or "criu: <name> not found in PATH". Verbs that destroy state before
+// CRIU runs (a cold rollback) call it first.
+UniqueFd open_executable(const std::string& name);
+
 }  // namespace deltabox::criu

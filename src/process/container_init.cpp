@@ -11,9 +11,11 @@
 
 #include "linux/console.hpp"
 #include "linux/netlink.hpp"
+#include "linux/personality.hpp"
 #include "linux/rlimits.hpp"
 #include "linux/rootfs.hpp"
 #include "linux/safe_path.hpp"
+#include "linux/scheduler.hpp"
 #include "linux/namespaces.hpp"
 #include "process/clone.hpp"
 #include "process/finalize.hpp"
@@ -123,6 +125,7 @@ void wait_for_start(int fifo) {
     if (!config.domainname.empty()) set_domainname(config.domainname);
   }
   if (process.oom_score_adj) set_oom_score_adj(*process.oom_score_adj);
+  apply_scheduling(process, cpuset_cpus_configured(config));
   apply_rlimits(process.rlimits);
 
   oci::Process effective = process;
@@ -130,6 +133,9 @@ void wait_for_start(int fifo) {
   ExecTarget target = resolve_exec_target(effective);
   std::optional<oci::Seccomp> seccomp = config.linux ? config.linux->seccomp : std::nullopt;
   become_process_identity(effective, seccomp);
+  // runc's place: after the user switch and the non-NNP seccomp filter, before reporting ready,
+  // so a refused personality fails `create`. The domain survives execve.
+  if (config.linux && config.linux->personality) apply_personality(*config.linux->personality);
 
   parent.send(SyncMsg::ready);
   // The parent saves the state, then lets us outlive it.

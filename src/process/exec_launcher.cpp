@@ -7,10 +7,13 @@
 #include <unistd.h>
 
 #include "linux/console.hpp"
+#include "linux/personality.hpp"
 #include "linux/rlimits.hpp"
+#include "linux/scheduler.hpp"
 #include "process/clone.hpp"
 #include "process/finalize.hpp"
 #include "util/error.hpp"
+#include "util/log.hpp"
 
 namespace deltabox {
 
@@ -37,13 +40,19 @@ void setup_exec_console(ExecSpec& spec) {
 [[noreturn]] void exec_process_main(ExecSpec& spec, const SyncChannel& channel, pid_t cli_pid) {
   try {
     die_with_parent(cli_pid);
+    // The CLI sets our final CPU affinity now that we are in the container's cgroup; nothing
+    // of the container's may run before that.
+    channel.expect(SyncMsg::proceed, "final CPU affinity");
     setup_exec_console(spec);
     if (spec.process.oom_score_adj) set_oom_score_adj(*spec.process.oom_score_adj);
+    apply_scheduling(spec.process, spec.cpuset_cpus);
     apply_rlimits(spec.process.rlimits);
     oci::Process process = spec.process;
     process.env.insert(process.env.end(), spec.extra_env.begin(), spec.extra_env.end());
     ExecTarget target = resolve_exec_target(process);
     become_process_identity(process, spec.seccomp);
+    // As runc's setns init: after the identity, before the no_new_privs seccomp filter.
+    if (spec.personality) apply_personality(*spec.personality);
     apply_final_security(process, spec.seccomp);
     // Our parent waits for the channel to close on execve; a later exit must not kill us.
     ::prctl(PR_SET_PDEATHSIG, 0);
@@ -87,17 +96,69 @@ void setup_exec_console(ExecSpec& spec) {
   }
 }
 
-}  // namespace
+std::string cpu_list_of(const std::vector<unsigned>& cpus) {
+  std::string list;
+  for (unsigned cpu : cpus) list += (list.empty() ? "" : ",") + std::to_string(cpu);
+  return list;
+}
 
-pid_t launch_exec(ExecSpec& spec) {
-  auto [parent_end, child_end] = SyncChannel::make_pair();
+// execCPUAffinity.initial must hold "before the transition to the container's cgroup", but the
+// setup stage is born inside it (CLONE_INTO_CGROUP). So, like runc's startWithCPUAffinity, the
+// calling thread takes `initial` for the clone, which the stage inherits, and gets its own
+// affinity back when this goes out of scope.
+class InitialCpuAffinity {
+ public:
+  explicit InitialCpuAffinity(const std::optional<oci::CpuAffinity>& affinity) {
+    if (!affinity || affinity->initial.empty()) return;
+    saved_ = cpu_list_of(get_cpu_affinity(0));
+    apply_initial_cpu_affinity(*affinity);
+  }
+  ~InitialCpuAffinity() {
+    if (saved_.empty()) return;
+    try {
+      apply_cpu_affinity(saved_, 0);
+    } catch (const std::exception& e) {
+      log::warn("restore the runtime's CPU affinity: {}", e.what());
+    }
+  }
+  InitialCpuAffinity(const InitialCpuAffinity&) = delete;
+  InitialCpuAffinity& operator=(const InitialCpuAffinity&) = delete;
+
+ private:
+  std::string saved_;
+};
+
+pid_t clone_exec_stage(ExecSpec& spec, SyncChannel& child_end, SyncChannel& parent_end) {
   UniqueFd cgroup_fd(spec.cgroups->unified_dir_fd());
   const pid_t cli_pid = ::getpid();
+  InitialCpuAffinity initial(spec.process.exec_cpu_affinity);
   pid_t stage = clone_process(0, cgroup_fd.get());
   if (stage == 0) {
     parent_end.close();
     exec_stage(spec, std::move(child_end), cli_pid, cgroup_fd.valid());
   }
+  return stage;
+}
+
+// runc's setFinalCPUAffinity, after the cgroup join and before the process goes on: `final`,
+// or every CPU (clamped by the cgroup's cpuset) so it keeps neither `initial` nor the CLI's.
+void release_with_final_affinity(const ExecSpec& spec, const SyncChannel& channel, pid_t child) {
+  try {
+    const auto& affinity = spec.process.exec_cpu_affinity;
+    apply_final_cpu_affinity(affinity ? &*affinity : nullptr, child);
+    channel.send(SyncMsg::proceed);
+  } catch (const std::exception& e) {
+    ::kill(child, SIGKILL);
+    wait_pid(child);
+    throw ExecStartError(e.what());
+  }
+}
+
+}  // namespace
+
+pid_t launch_exec(ExecSpec& spec) {
+  auto [parent_end, child_end] = SyncChannel::make_pair();
+  pid_t stage = clone_exec_stage(spec, child_end, parent_end);
   child_end.close();
 
   pid_t child = 0;
@@ -106,6 +167,7 @@ pid_t launch_exec(ExecSpec& spec) {
   if (first.type == SyncMsg::error) throw ExecStartError(first.payload);
   if (first.type != SyncMsg::child_pid) throw ExecStartError("exec: setup process exited unexpectedly");
   child = std::stoi(first.payload);
+  release_with_final_affinity(spec, parent_end, child);
   // The channel closes on a successful execve (CLOEXEC); anything else is the reason it failed.
   auto result = parent_end.recv();
   if (result.type == SyncMsg::eof) return child;

@@ -19,6 +19,8 @@ struct ExecSpec {
   cgroups::Manager* cgroups = nullptr;
   oci::Process process;
   std::optional<oci::Seccomp> seccomp;
+  std::optional<oci::Personality> personality;  // the container's linux.personality
+  bool cpuset_cpus = false;   // the container's cgroup pins CPUs (linux.resources.cpu.cpus)
   int console_socket = -1;    // receives the pty master when process.terminal is set
   int inherited_fds = 0;
   std::vector<std::string> extra_env;
@@ -30,7 +32,9 @@ class ExecStartError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Returns the pid (a child of the caller) once execve succeeded.
+// Returns the pid (a child of the caller) once execve succeeded. process.execCPUAffinity's
+// `initial` is briefly set on the calling thread (see launch_exec), so call it from the thread
+// that may have its affinity changed and restored.
 pid_t launch_exec(ExecSpec& spec);
 
 }  // namespace deltabox

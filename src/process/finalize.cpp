@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "linux/capabilities.hpp"
+#include "linux/scheduler.hpp"
 #include "linux/seccomp.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
@@ -79,6 +80,17 @@ ExecTarget resolve_exec_target(const oci::Process& process) {
   t.argv = process.args;
   t.path = look_path(process.args[0], t.envp);
   return t;
+}
+
+void apply_scheduling(const oci::Process& process, bool cpuset_cpus) {
+  if (process.scheduler) apply_scheduler(*process.scheduler, cpuset_cpus);
+  if (process.io_priority) apply_io_priority(*process.io_priority);
+}
+
+bool cpuset_cpus_configured(const oci::Config& config) {
+  if (!config.linux || !config.linux->resources || !config.linux->resources->cpu) return false;
+  const auto& cpus = config.linux->resources->cpu->cpus;
+  return cpus && !cpus->empty();
 }
 
 void become_process_identity(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp) {

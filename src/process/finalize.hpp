@@ -20,6 +20,14 @@ struct ExecTarget {
 // exec: "foo": executable file not found in $PATH
 ExecTarget resolve_exec_target(const oci::Process& process);
 
+// process.scheduler and process.ioPriority, applied by the process to itself while it is still
+// privileged (real-time policies, negative nice and IOPRIO_CLASS_RT need CAP_SYS_NICE /
+// CAP_SYS_ADMIN), before its rlimits (RLIMIT_NICE / RLIMIT_RTPRIO could forbid them) and
+// seccomp. cpuset_cpus: the container's cgroup pins CPUs (runc's clearer EPERM message).
+void apply_scheduling(const oci::Process& process, bool cpuset_cpus);
+// linux.resources.cpu.cpus is set.
+bool cpuset_cpus_configured(const oci::Config& config);
+
 // umask, groups, uid/gid, cwd, capabilities, in runc's order. Without no_new_privs the seccomp
 // filter is loaded here, while CAP_SYS_ADMIN is still held.
 void become_process_identity(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp);

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "linux/scheduler.hpp"
 #include "process/anchor_init.hpp"
 #include "process/clone.hpp"
 #include "process/finalize.hpp"
@@ -135,6 +136,9 @@ LaunchedInit launch_init(LaunchSpec& spec) {
           break;
         case SyncMsg::child_pid:
           init.pid = std::stoi(msg.payload);
+          // runc's tryResetCPUAffinity: the init is in the container's cgroup now, and must not
+          // keep the CLI's affinity (say, `taskset -c 0 deltabox run`) but get the cpuset's.
+          reset_cpu_affinity(init.pid);
           wait_pid(stage);
           stage_reaped = true;
           break;
