@@ -223,3 +223,50 @@ def test_snapshots_list_and_remove(t):
     assert_error(r, 1, "does not exist")
     t.rt("rollback", cid, s2)
     assert t.rt.exec(cid, "cat", "/x").out == "x\n"
+
+
+def images_path(cid, snap):
+    return os.path.join(os.environ["DELTABOX_STORE"], "containers", cid, "snapshots", snap, "criu")
+
+
+def test_images_cached_on_tmpfs_then_spilled_to_store(t):
+    """With the state root on tmpfs (as /run is), CRIU writes a snapshot's images to the cache in
+    the container's state dir; the helper then moves them into the layer store. Rollbacks work
+    from either place; io.deltabox.image-cache=0 writes straight to the store."""
+    fs = subprocess.run(["stat", "-f", "-c", "%T", t.root], capture_output=True, text=True).stdout.strip()
+    if fs != "tmpfs":
+        raise util.Skip("the state root is not on tmpfs: no image cache")
+    cid, b = running_snap(t, args=COUNTER)
+    util.wait_for(lambda: counter(t, cid) > 3, what="counter to run")
+    cache = os.path.join(t.root, cid, "images")
+    t.rt.exec(cid, "sh", "-c", "echo one > /data.txt")
+    first = t.rt("snapshot", cid).out.strip()
+    t.rt.exec(cid, "sh", "-c", "echo two > /data.txt")
+    second = t.rt("snapshot", cid).out.strip()
+    # the newest is read from the cache until the helper spilled it: roll back to it right away
+    t.rt.exec(cid, "sh", "-c", "echo three > /data.txt")
+    t.rt("rollback", cid, second)
+    assert t.rt.exec(cid, "cat", "/data.txt").out == "two\n"
+    jobs = os.path.join(t.root, cid, "jobs")
+    util.wait_for(lambda: not os.listdir(jobs), timeout=30, what="the helper to finish its jobs")
+    for snap in (first, second):
+        path = images_path(cid, snap)
+        assert os.path.isdir(path) and not os.path.islink(path), f"{snap} not spilled: {path}"
+        assert os.path.exists(os.path.join(path, "inventory.img"))
+    assert os.listdir(cache) == [], f"cache not emptied: {os.listdir(cache)}"
+    t.rt("rollback", cid, first)
+    assert t.rt.exec(cid, "cat", "/data.txt").out == "one\n"
+
+
+def test_image_cache_off(t):
+    b = snap_bundle(t, args=COUNTER)
+    b.config["annotations"]["io.deltabox.image-cache"] = "0"
+    b.write()
+    cid = t.id("c")
+    t.defer(t.rt.cleanup, cid)
+    with open(t.path(f"{cid}.out"), "w") as out:
+        t.rt.run_detached(cid, b, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    snap = t.rt("snapshot", cid).out.strip()
+    path = images_path(cid, snap)
+    assert os.path.isdir(path) and not os.path.islink(path), path
+    assert not os.path.exists(os.path.join(t.root, cid, "images", snap))

@@ -10,6 +10,7 @@
 #include "cli/table.hpp"
 #include "container/container_state.hpp"
 #include "container/generation.hpp"
+#include "container/image_cache.hpp"
 #include "container/jobs.hpp"
 #include "container/snapshot_classify.hpp"
 #include "container/snapshot_tree.hpp"
@@ -213,4 +214,42 @@ TEST_CASE("table: Go tabwriter layout of `list`") {
   CHECK(text ==
         "ID" + std::string(17, ' ') + "PID" + std::string(9, ' ') + "STATUS\n" +
         "a-much-longer-id" + std::string(3, ' ') + "1" + std::string(11, ' ') + "running\n");
+}
+
+TEST_CASE("image cache: what fits, and a spill copies then swaps in place of the symlink") {
+  CHECK(ImageCache::fits(100, 0, 1000, 1000));
+  CHECK_FALSE(ImageCache::fits(100, 950, 1000, 1 << 20));  // over the container's cap
+  CHECK_FALSE(ImageCache::fits(600, 0, 1 << 20, 1000));    // more than half of what is free
+  CHECK_FALSE(ImageCache::fits(1, 0, 0, 1 << 20));         // cap 0: off
+  CHECK(ImageCache::cap_from({}) == kDefaultImageCacheBytes);
+  CHECK(ImageCache::cap_from({{"io.deltabox.image-cache", "0"}}) == 0);
+  CHECK(ImageCache::cap_from({{"io.deltabox.image-cache", "junk"}}) == kDefaultImageCacheBytes);
+
+  TempDir tmp;
+  const auto cache = tmp.path / "cache" / "s2";
+  const auto snap = tmp.path / "store" / "s2";
+  std::filesystem::create_directories(cache);
+  std::filesystem::create_directories(snap);
+  write_file_atomic(cache / "inventory.img", "inv", 0600, Durability::survive_process_crash);
+  write_file_atomic(cache / "pages-1.img", std::string(100000, 'p'), 0600, Durability::survive_process_crash);
+  std::filesystem::create_directory_symlink(cache, snap / "criu");
+  CHECK(directory_bytes(snap / "criu") == 100003);
+
+  copy_images_to_store(snap / "criu", snap / "criu.spill", {});
+  CHECK(std::filesystem::exists(snap / "criu.spill" / ".complete"));
+  std::filesystem::remove(cache / "pages-1.img");  // a complete copy is not redone
+  copy_images_to_store(snap / "criu", snap / "criu.spill", {});
+  CHECK(std::filesystem::file_size(snap / "criu.spill" / "pages-1.img") == 100000);
+
+  swap_in_spilled_images(snap / "criu", snap / "criu.spill");
+  CHECK_FALSE(std::filesystem::is_symlink(snap / "criu"));
+  CHECK_FALSE(std::filesystem::exists(snap / "criu.spill"));
+  CHECK_FALSE(std::filesystem::exists(snap / "criu" / ".complete"));
+  CHECK(read_file(snap / "criu" / "inventory.img") == "inv");
+  CHECK(std::filesystem::exists(cache / "inventory.img"));  // the cache goes separately
+}
+
+TEST_CASE("image cache: resident_bytes of this process is its RSS") {
+  CHECK(resident_bytes({::getpid()}) > 0);
+  CHECK(resident_bytes({}) == 0);
 }

@@ -22,6 +22,8 @@ void Container::run_job(const Job& job) {
   switch (job.type) {
     case Job::Type::dump:
       complete_snapshot(store, job.snapshot, state_.criu);
+      // Done while we hold the lock: the next holder must not take it for interrupted.
+      JobQueue(store_->dir(state_.id)).done_dump(job.snapshot);
       break;
     case Job::Type::template_restore:
       make_template(job.snapshot, state_.criu);
@@ -36,12 +38,21 @@ void Container::run_job(const Job& job) {
     case Job::Type::compact:
       compact_snapshot(store, job.snapshot);
       break;
+    case Job::Type::spill:
+      copy_cached_images(job.snapshot);
+      swap_cached_images(job.snapshot);
+      break;
   }
 }
 
 void Container::abandon_interrupted_dump(const Job& job) {
+  auto store = delta::LayerStore::open(state_.snapshots->store);
+  if (SnapshotTree(container_store_dir(store.root(), state_.id)).find(job.snapshot)) {
+    workload_cgroups()->thaw();  // published before its owner died: it stays
+    return;
+  }
   log::warn("container {}: snapshot {} was interrupted and is discarded", state_.id, job.snapshot);
-  abandon_snapshot(delta::LayerStore::open(state_.snapshots->store), job.snapshot);
+  abandon_snapshot(store, job.snapshot);
 }
 
 // Holding the lock, nobody is working on the container: a dump still journaled means the
@@ -60,9 +71,26 @@ void Container::recover_interrupted_work() {
     for (const auto& dir : left) {
       workload_cgroups()->thaw();
       store.remove(dir);
+      image_cache().remove(dir.filename().string().substr(std::string_view(".staging-").size()));
     }
   }
   recover_interrupted_rollback();
+}
+
+void Container::copy_cached_images(const std::string& snapshot) {
+  SnapshotTree tree(container_store_dir(state_.snapshots->store, state_.id));
+  auto meta = tree.find(snapshot);
+  if (!meta || !std::filesystem::is_symlink(tree.images(snapshot))) return;
+  const auto parent = meta->parent.empty() ? std::filesystem::path() : tree.images(meta->parent);
+  copy_images_to_store(tree.images(snapshot), tree.dir(snapshot) / "criu.spill", parent);
+}
+
+void Container::swap_cached_images(const std::string& snapshot) {
+  SnapshotTree tree(container_store_dir(state_.snapshots->store, state_.id));
+  if (!std::filesystem::is_symlink(tree.images(snapshot))) return;
+  if (!tree.find(snapshot)) return;  // removed meanwhile: `snapshots rm` cleans up
+  swap_in_spilled_images(tree.images(snapshot), tree.dir(snapshot) / "criu.spill");
+  image_cache().remove(snapshot);
 }
 
 // Without soft-dirty tracking every dump holds all memory: share what did not change with the

@@ -15,6 +15,7 @@
 #include "cgroups/manager.hpp"
 #include "cgroups/oom.hpp"
 #include "container/container_state.hpp"
+#include "container/image_cache.hpp"
 #include "container/jobs.hpp"
 #include "container/snapshot_tree.hpp"
 #include "container/templates.hpp"
@@ -173,6 +174,9 @@ class Container {
   // Called with the lock held: undoes or finishes what a killed verb or helper left (jobs.hpp).
   void recover_interrupted_work();
   void run_job(const Job& job);
+  // A spill job (image_cache.hpp) in two steps: the copy needs no lock, the swap does.
+  void copy_cached_images(const std::string& snapshot);
+  void swap_cached_images(const std::string& snapshot);
   void abandon_interrupted_dump(const Job& job);
 
   void unlock() { lock_.release(); }
@@ -207,6 +211,8 @@ class Container {
   SnapshotMeta begin_snapshot(const delta::LayerStore& store, const std::string& name);
   void complete_snapshot(const delta::LayerStore& store, const std::string& snapshot, const std::string& criu_path);
   void abandon_snapshot(const delta::LayerStore& store, const std::string& snapshot);
+  void stage_images_dir(const std::filesystem::path& staging, const std::string& snapshot, uint64_t estimate);
+  ImageCache image_cache() const;
   std::string allocate_generation();
   // Layer, mount point, leaf cgroup and overlay (in the anchor) of a generation from a snapshot.
   void prepare_generation(const delta::LayerStore& store, const SnapshotMeta& meta, const std::string& generation);

@@ -120,6 +120,18 @@ bool run_pending_jobs(const StateStore& store, const std::string& id) {
   for (const auto& [file, job] : queue.pending()) {
     // A dump runs only under the lock its snapshot handed over (serve_client).
     if (job.type == Job::Type::dump) continue;
+    if (job.type == Job::Type::spill) {
+      try {
+        Container::adopt(store, id, ContainerLock()).copy_cached_images(job.snapshot);
+        ContainerLock lock = store.try_lock(id);
+        if (!lock.held()) return false;  // the copy is kept; the swap is retried shortly
+        Container::adopt(store, id, std::move(lock)).swap_cached_images(job.snapshot);
+      } catch (const std::exception& e) {
+        log::error("container {}: spill of snapshot {} failed: {}", id, job.snapshot, e.what());
+      }
+      queue.done(file);
+      continue;
+    }
     // Only a template's first step (a new generation id, the pool's bounds) needs the lock;
     // the rest of background work touches nothing a verb changes.
     ContainerLock lock;

@@ -17,6 +17,7 @@ const char* type_name(Job::Type t) {
     case Job::Type::discard: return "discard";
     case Job::Type::dedup: return "dedup";
     case Job::Type::compact: return "compact";
+    case Job::Type::spill: return "spill";
   }
   return "";
 }
@@ -34,6 +35,7 @@ Job Job::from_json(const nlohmann::json& j) {
   else if (type == "discard") job.type = Type::discard;
   else if (type == "dedup") job.type = Type::dedup;
   else if (type == "compact") job.type = Type::compact;
+  else if (type == "spill") job.type = Type::spill;
   else fail("unknown job type \"{}\"", type);
   job.snapshot = j.value("snapshot", "");
   job.generation = j.value("generation", "");

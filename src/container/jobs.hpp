@@ -11,9 +11,9 @@
 namespace deltabox {
 
 struct Job {
-  enum class Type { dump, template_restore, discard, dedup, compact };
+  enum class Type { dump, template_restore, discard, dedup, compact, spill };
   Type type = Type::dump;
-  std::string snapshot;    // dump, template_restore, dedup
+  std::string snapshot;    // dump, template_restore, dedup, compact, spill (image_cache.hpp)
   std::string generation;  // dump (the frozen one), discard
 
   nlohmann::json to_json() const;

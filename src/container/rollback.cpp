@@ -186,10 +186,12 @@ void Container::cold_rollback(const delta::LayerStore& store, const SnapshotTree
 void Container::finish_rollback(const RollbackJournal& journal, const SnapshotMeta& meta, pid_t host_pid) {
   if (journal.template_pid) TemplatePool(store_->dir(state_.id)).forget(meta.id);
   switch_generation(journal.generation, host_pid, meta);
-  std::filesystem::remove(journal_path());
+  // Queued before the journal goes: killed in between, recovery finishes again (a template
+  // queued twice is made once).
   JobQueue jobs(store_->dir(state_.id));
   jobs.enqueue({Job::Type::discard, "", journal.old_generation});
   if (meta.snapshot_class == SnapshotClass::template_ready) jobs.enqueue({Job::Type::template_restore, meta.id, ""});
+  std::filesystem::remove(journal_path());
   wake_helper(*store_, state_.id);
 }
 

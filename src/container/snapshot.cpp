@@ -13,6 +13,7 @@
 #include "container/generation.hpp"
 #include "container/generation_criu.hpp"
 #include "container/helper.hpp"
+#include "container/image_cache.hpp"
 #include "container/jobs.hpp"
 #include "container/snapshot_classify.hpp"
 #include "container/snapshot_tree.hpp"
@@ -59,7 +60,8 @@ SnapshotMeta Container::begin_snapshot(const delta::LayerStore& store, const std
   meta.parent = snap.head;
   meta.generation = snap.generation;
   store_->save(state_.id, state_.to_json());  // the id is taken even if this snapshot fails
-  auto classification = classify_generation(snap.workload_pid, workload_cgroups()->pids());
+  const auto pids = workload_cgroups()->pids();
+  auto classification = classify_generation(snap.workload_pid, pids);
   meta.snapshot_class = classification.snapshot_class;
   meta.reason = classification.reason;
   meta.layers.push_back((tree.dir(meta.id) / "fs" / "upper").string());
@@ -70,7 +72,7 @@ SnapshotMeta Container::begin_snapshot(const delta::LayerStore& store, const std
   // Journaled before anything exists: whoever takes the lock after a crash or kill from here
   // on finds the job, thaws the container and removes the staging dir.
   JobQueue(store_->dir(state_.id)).enqueue({Job::Type::dump, meta.id, meta.generation});
-  std::filesystem::create_directories(staging / "criu");
+  stage_images_dir(staging, meta.id, resident_bytes(pids));
   auto workload = workload_cgroups();
   try {
     // Whatever is dirty now is written before the freeze, not inside the frozen window.
@@ -83,6 +85,20 @@ SnapshotMeta Container::begin_snapshot(const delta::LayerStore& store, const std
     throw;
   }
   return meta;
+}
+
+// CRIU writes into <staging>/criu: a dir in the store, or a symlink to the image cache.
+void Container::stage_images_dir(const std::filesystem::path& staging, const std::string& snapshot, uint64_t estimate) {
+  std::filesystem::create_directories(staging);
+  const auto cached = image_cache().reserve(snapshot, estimate);
+  if (cached.empty())
+    std::filesystem::create_directory(staging / "criu");
+  else
+    std::filesystem::create_directory_symlink(cached, staging / "criu");
+}
+
+ImageCache Container::image_cache() const {
+  return ImageCache(store_->dir(state_.id), ImageCache::cap_from(state_.annotations()));
 }
 
 void Container::complete_snapshot(const delta::LayerStore& store, const std::string& snapshot,
@@ -103,10 +119,14 @@ void Container::complete_snapshot(const delta::LayerStore& store, const std::str
     tree.publish(meta);
     state_.snapshots->head = meta.id;
     store_->save(state_.id, state_.to_json());
+    // The template first (a rollback may come soon); then the images go to the store.
     JobQueue jobs(store_->dir(state_.id));
-    if (!meta.parent.empty()) jobs.enqueue({Job::Type::dedup, meta.id, ""});
-    if (meta.layers.size() > kCompactAbove + 1) jobs.enqueue({Job::Type::compact, meta.id, ""});
     if (meta.snapshot_class == SnapshotClass::template_ready) jobs.enqueue({Job::Type::template_restore, meta.id, ""});
+    if (std::filesystem::is_symlink(tree.images(meta.id)))
+      jobs.enqueue({Job::Type::spill, meta.id, ""});
+    else if (!meta.parent.empty())
+      jobs.enqueue({Job::Type::dedup, meta.id, ""});
+    if (meta.layers.size() > kCompactAbove + 1) jobs.enqueue({Job::Type::compact, meta.id, ""});
   } catch (...) {
     abandon_snapshot(store, snapshot);
     throw;
@@ -125,6 +145,7 @@ void Container::abandon_snapshot(const delta::LayerStore& store, const std::stri
   } catch (const std::exception& e) {
     log::warn("remove the remains of snapshot {}: {}", snapshot, e.what());
   }
+  image_cache().remove(snapshot);
 }
 
 std::string Container::snapshot(const SnapshotOptions& options) {

@@ -38,7 +38,8 @@ std::vector<SnapshotInfo> Container::list_snapshots() const {
     info.template_ready = tpl && tpl->alive();
     info.head = meta.id == state_.snapshots->head;
     info.fs_bytes = store.exclusive_bytes(tree.layer(meta.id));
-    info.image_bytes = store.exclusive_bytes(tree.images(meta.id));
+    const auto images = tree.images(meta.id);
+    info.image_bytes = std::filesystem::is_symlink(images) ? directory_bytes(images) : store.exclusive_bytes(images);
     info.meta = std::move(meta);
     out.push_back(std::move(info));
   }
@@ -61,6 +62,8 @@ void Container::remove_snapshots(const std::vector<std::string>& refs) {
     tree.mark_removed(meta.id);
     // Images first: on a full store that is what gives room to write the record.
     store.remove(tree.images(meta.id));
+    store.remove(tree.dir(meta.id) / "criu.spill");
+    image_cache().remove(meta.id);
     meta.removed = true;
     try {
       tree.update(meta);
