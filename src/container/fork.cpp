@@ -2,7 +2,11 @@
 // id, cgroup, namespaces, state, a copy of the snapshot's layer chain — whose first generation
 // is the snapshot's process tree, restored. Its stdio is the caller's.
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <functional>
 
 #include "container/container.hpp"
 #include "container/generation.hpp"
@@ -21,6 +25,52 @@ std::string fork_cgroups_path(const std::string& source_path, const std::string&
   if (source_path.empty()) return source_path;
   auto slash = source_path.rfind('/');
   return (slash == std::string::npos ? std::string() : source_path.substr(0, slash + 1)) + new_id;
+}
+
+// Runs fn(items[i]) for every item in `workers` forked processes (item i in worker i % workers);
+// every item is tried. Throws the first failure, as "<item>: <message>".
+void run_in_workers(size_t workers, const std::vector<std::string>& items,
+                    const std::function<void(const std::string&)>& fn) {
+  struct Worker {
+    pid_t pid;
+    UniqueFd errors;
+  };
+  std::vector<Worker> running;
+  for (size_t w = 0; w < workers; ++w) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) < 0) throw_errno("pipe");
+    UniqueFd read_end(fds[0]), write_end(fds[1]);
+    pid_t pid = ::fork();
+    if (pid < 0) throw_errno("fork a worker");
+    if (pid == 0) {
+      read_end.reset();
+      std::string report;
+      for (size_t i = w; i < items.size(); i += workers) {
+        try {
+          fn(items[i]);
+        } catch (const std::exception& e) {
+          if (report.empty()) report = fmt::format("{}: {}", items[i], e.what());
+        }
+      }
+      if (!report.empty()) (void)!::write(write_end.get(), report.data(), report.size());
+      ::_exit(report.empty() ? 0 : 1);
+    }
+    running.push_back({pid, std::move(read_end)});
+  }
+  std::string first;
+  for (auto& worker : running) {
+    std::string report;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(worker.errors.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+      if (n > 0) report.append(buf, static_cast<size_t>(n));
+    int status = 0;
+    while (::waitpid(worker.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (first.empty() && !report.empty()) first = report;
+    if (first.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) first = "a fork worker died";
+  }
+  if (!first.empty()) throw Error(first);
 }
 
 }  // namespace
@@ -48,7 +98,7 @@ void Container::fork(const std::string& snapshot_ref, const std::vector<std::str
   auto meta = tree.find(snapshot_ref);
   if (!meta) fail("snapshot {} of container {} does not exist", snapshot_ref, state_.id);
   ForkSource source{meta->layers, tree.images(meta->id), *meta};
-  for (const auto& id : new_ids) {
+  auto build_one = [&](const std::string& id) {
     oci::Config config = state_.parsed_config();
     if (config.linux) config.linux->cgroups_path = fork_cgroups_path(config.linux->cgroups_path, id);
     CreateOptions options = base;
@@ -57,7 +107,15 @@ void Container::fork(const std::string& snapshot_ref, const std::vector<std::str
     options.store = state_.snapshots->store;
     options.criu = state_.criu;
     build(*store_, options, std::move(config), &source);
+  };
+  // A fork is mostly CRIU restoring memory: one worker process per CPU builds its share of
+  // the new containers. Each worker inherits our lock (the source stays as it is meanwhile).
+  const size_t workers = std::min<size_t>(new_ids.size(), std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  if (workers <= 1) {
+    for (const auto& id : new_ids) build_one(id);
+    return;
   }
+  run_in_workers(workers, new_ids, build_one);
 }
 
 }  // namespace deltabox
