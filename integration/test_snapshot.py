@@ -270,3 +270,30 @@ def test_image_cache_off(t):
     path = images_path(cid, snap)
     assert os.path.isdir(path) and not os.path.islink(path), path
     assert not os.path.exists(os.path.join(t.root, cid, "images", snap))
+
+
+def test_rollback_and_fork_with_a_growing_log_as_stdout(t):
+    """stdout is a log file opened without O_APPEND (a shell's `> log`) that grows after the
+    snapshot; a cold rollback hands the same file back, a fork hands /dev/null: CRIU must not
+    compare them with what the dump saw (our CRIU patch 0002)."""
+    b = snap_bundle(t, args=COUNTER)
+    b.config["annotations"]["io.deltabox.templates"] = "0"
+    b.write()
+    cid = t.id("c")
+    fork_id = t.id("f")
+    t.defer(t.rt.cleanup, cid)
+    t.defer(t.rt.cleanup, fork_id)
+    log = t.path("log.txt")
+    with open(log, "w") as out:
+        t.rt.run_detached(cid, b, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    util.wait_for(lambda: counter(t, cid) > 3, what="counter to run")
+    t.rt.exec(cid, "sh", "-c", "echo one > /data.txt")
+    snap = t.rt("snapshot", cid).out.strip()
+    with open(log, "a") as out:
+        out.write("the log grew after the snapshot\n")
+    t.rt.exec(cid, "sh", "-c", "echo two > /data.txt")
+    t.rt("rollback", cid, snap)
+    assert t.rt.exec(cid, "cat", "/data.txt").out == "one\n"
+    r = t.rt("fork", cid, snap, fork_id, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=False)
+    assert r.rc == 0, r
+    assert t.rt.exec(fork_id, "cat", "/data.txt").out == "one\n"
