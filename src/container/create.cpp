@@ -10,6 +10,7 @@
 #include "container/validate.hpp"
 #include "linux/console.hpp"
 #include "linux/notify_socket.hpp"
+#include "linux/seccomp_notify.hpp"
 #include "process/hooks.hpp"
 #include "process/launcher.hpp"
 #include "process/listen_fds.hpp"
@@ -136,6 +137,12 @@ Container Container::build(const StateStore& store, const CreateOptions& options
         HookState hook{options.id, oci::Status::creating, pid, options.bundle.string(), config.annotations};
         run_hooks(config.hooks->prestart, hook, "prestart");
         run_hooks(config.hooks->create_runtime, hook, "createRuntime");
+      };
+    if (const auto& seccomp = config.linux->seccomp; seccomp && !seccomp->listener_path.empty())
+      spec.send_seccomp_fd = [&](int notify_fd, pid_t pid) {
+        HookState st{options.id, oci::Status::creating, pid, options.bundle.string(), config.annotations};
+        send_seccomp_listener(seccomp->listener_path, notify_fd, pid, seccomp->listener_metadata,
+                              nlohmann::json::parse(st.to_json()));
       };
     if (snapshots) {
       snapshot_setup = std::make_unique<SnapshotSetup>(options.store, options.id, rootfs, *cgroups,

@@ -7,6 +7,8 @@
 #include "container/validate.hpp"
 #include "linux/console.hpp"
 #include "linux/namespaces.hpp"
+#include "linux/seccomp_notify.hpp"
+#include "process/hooks.hpp"
 #include "process/exec_launcher.hpp"
 #include "process/finalize.hpp"
 #include "process/listen_fds.hpp"
@@ -61,6 +63,14 @@ pid_t Container::exec(const ExecOptions& options) {
     spec.seccomp = config.linux->seccomp;
     spec.personality = config.linux->personality;
   }
+  // runc: the exec'd process's own notify fd goes to the agent, with the container "running"
+  // and the state's pid the container init's.
+  if (spec.seccomp && !spec.seccomp->listener_path.empty())
+    spec.send_seccomp_fd = [&, init = init_pid()](int notify_fd, pid_t pid) {
+      HookState st{state_.id, oci::Status::running, init, state_.bundle.string(), config.annotations};
+      send_seccomp_listener(spec.seccomp->listener_path, notify_fd, pid, spec.seccomp->listener_metadata,
+                            nlohmann::json::parse(st.to_json()));
+    };
   spec.cpuset_cpus = cpuset_cpus_configured(config);
   spec.console_socket = console ? console.get() : options.console_socket_fd;
   spec.inherited_fds = socket_activation_fds(spec.extra_env) + options.preserve_fds;

@@ -19,9 +19,7 @@ oci::Features runtime_features() {
   linux.cgroup = oci::CgroupFeatures{true, true, false, false, false};
   oci::SeccompFeatures seccomp;
   seccomp.enabled = true;
-  // SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, which is refused until it is wired.
   seccomp.actions = seccomp_known_actions();
-  std::erase(*seccomp.actions, "SCMP_ACT_NOTIFY");
   seccomp.operators = seccomp_known_operators();
   seccomp.archs = seccomp_known_archs();
   seccomp.known_flags = seccomp_known_flags();

@@ -219,6 +219,8 @@ void Container::recover_interrupted_rollback() {
   } catch (const std::exception&) {
   }
   if (current < 0 || !meta) {  // the container is gone, or the snapshot is
+    // With no generation left and nothing to restore, stop rather than run empty.
+    if (current == 0) ::kill(state_.init_pid, SIGKILL);
     std::filesystem::remove(journal_path());
     return;
   }

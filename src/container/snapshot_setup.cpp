@@ -28,6 +28,8 @@ std::string snapshot_refusal(const oci::Config& config) {
   if (!mnt || !mnt->path.empty()) return "snapshots need the container's own mount namespace";
   if (config.has_namespace(oci::NamespaceType::user)) return "snapshots of containers with a user namespace are not supported";
   if (config.process && config.process->terminal) return "snapshots of containers with a terminal are not supported yet";
+  if (config.linux && config.linux->seccomp && !config.linux->seccomp->listener_path.empty())
+    return "snapshots of containers with a seccomp agent (linux.seccomp.listenerPath) are not supported";
   return {};
 }
 

@@ -60,4 +60,20 @@ UniqueFd copy_fd_from_process(pid_t pid, int fd) {
   return copy;
 }
 
+void receive_seccomp_fd(const SyncChannel& channel, pid_t pid, const std::string& payload,
+                        const std::function<void(int notify_fd, pid_t pid)>& send) {
+  if (!send) fail("seccomp listenerPath is not set");
+  if (pid <= 0) fail("seccomp notify fd from an unknown process");
+  int fd = -1;
+  try {
+    fd = std::stoi(payload);
+  } catch (const std::exception&) {
+    fail("invalid seccomp notify fd \"{}\"", payload);
+  }
+  UniqueFd copy = copy_fd_from_process(pid, fd);
+  // The child can go on: a notified syscall just waits for the agent.
+  channel.send(SyncMsg::proceed);
+  send(copy.get(), pid);
+}
+
 }  // namespace deltabox

@@ -21,10 +21,12 @@
 // syscall simply blocks until the agent answers.
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "linux/sync.hpp"
 #include "util/fd.hpp"
 
 namespace deltabox {
@@ -46,5 +48,11 @@ void send_seccomp_listener(const std::string& listener_path, int notify_fd, pid_
 // the parent to take the notify fd from the container process. Needs Linux 5.6 and ptrace
 // access to pid. Errors: "pidfd_open: <errno>", "pidfd_getfd: <errno>".
 UniqueFd copy_fd_from_process(pid_t pid, int fd);
+
+// The parent's half of runc's procSeccomp: `payload` (a SyncMsg::seccomp_fd) names the fd in
+// `pid`; copies it, lets the child go on (`proceed`), then gives the copy to `send` (which
+// sends it to the agent). No `send`: "seccomp listenerPath is not set".
+void receive_seccomp_fd(const SyncChannel& channel, pid_t pid, const std::string& payload,
+                        const std::function<void(int notify_fd, pid_t pid)>& send);
 
 }  // namespace deltabox

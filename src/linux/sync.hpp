@@ -19,6 +19,8 @@ enum class SyncMsg : uint32_t {
   proceed,
   ready,            // init finished its setup and waits for `start`
   eof,              // not sent: the peer closed (or exec'd: our sockets are CLOEXEC)
+  seccomp_fd,       // payload: the child's seccomp notify fd number; the parent copies it
+                    // (pidfd_getfd) and answers `proceed` (runc's procSeccomp)
 };
 
 class SyncChannel {

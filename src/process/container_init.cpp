@@ -132,10 +132,19 @@ void wait_for_start(int fifo) {
   effective.env.insert(effective.env.end(), ctx.extra_env.begin(), ctx.extra_env.end());
   ExecTarget target = resolve_exec_target(effective);
   std::optional<oci::Seccomp> seccomp = config.linux ? config.linux->seccomp : std::nullopt;
-  become_process_identity(effective, seccomp);
+  // runc's syncParentSeccomp: the parent copies our notify fd and sends it to the agent.
+  const SeccompFdHandoff handoff = [&parent](int notify_fd) {
+    parent.send(SyncMsg::seccomp_fd, std::to_string(notify_fd));
+    parent.expect(SyncMsg::proceed, "seccomp notify fd");
+  };
+  become_process_identity(effective, seccomp, handoff);
   // runc's place: after the user switch and the non-NNP seccomp filter, before reporting ready,
   // so a refused personality fails `create`. The domain survives execve.
   if (config.linux && config.linux->personality) apply_personality(*config.linux->personality);
+  // The parent is gone after `start`, so a filter whose fd goes to an agent is loaded before
+  // reporting ready, as runc (>= 1.1) does with every no_new_privs filter.
+  const bool early_final = seccomp && !seccomp->listener_path.empty() && effective.no_new_privileges;
+  if (early_final) apply_final_security(effective, seccomp, handoff);
 
   parent.send(SyncMsg::ready);
   // The parent saves the state, then lets us outlive it.
@@ -145,7 +154,7 @@ void wait_for_start(int fifo) {
 
   wait_for_start(ctx.start_fifo);
   if (config.hooks) run_hooks(config.hooks->start_container, hook_state(ctx, oci::Status::created), "startContainer");
-  apply_final_security(effective, seccomp);
+  if (!early_final) apply_final_security(effective, seccomp);
   exec_target(target);
 }
 

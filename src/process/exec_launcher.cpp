@@ -10,6 +10,7 @@
 #include "linux/personality.hpp"
 #include "linux/rlimits.hpp"
 #include "linux/scheduler.hpp"
+#include "linux/seccomp_notify.hpp"
 #include "process/clone.hpp"
 #include "process/finalize.hpp"
 #include "util/error.hpp"
@@ -50,10 +51,14 @@ void setup_exec_console(ExecSpec& spec) {
     oci::Process process = spec.process;
     process.env.insert(process.env.end(), spec.extra_env.begin(), spec.extra_env.end());
     ExecTarget target = resolve_exec_target(process);
-    become_process_identity(process, spec.seccomp);
+    const SeccompFdHandoff handoff = [&channel](int notify_fd) {
+      channel.send(SyncMsg::seccomp_fd, std::to_string(notify_fd));
+      channel.expect(SyncMsg::proceed, "seccomp notify fd");
+    };
+    become_process_identity(process, spec.seccomp, handoff);
     // As runc's setns init: after the identity, before the no_new_privs seccomp filter.
     if (spec.personality) apply_personality(*spec.personality);
-    apply_final_security(process, spec.seccomp);
+    apply_final_security(process, spec.seccomp, handoff);
     // Our parent waits for the channel to close on execve; a later exit must not kill us.
     ::prctl(PR_SET_PDEATHSIG, 0);
     exec_target(target);
@@ -170,6 +175,16 @@ pid_t launch_exec(ExecSpec& spec) {
   release_with_final_affinity(spec, parent_end, child);
   // The channel closes on a successful execve (CLOEXEC); anything else is the reason it failed.
   auto result = parent_end.recv();
+  if (result.type == SyncMsg::seccomp_fd) {
+    try {
+      receive_seccomp_fd(parent_end, child, result.payload, spec.send_seccomp_fd);
+    } catch (const std::exception& e) {
+      ::kill(child, SIGKILL);
+      wait_pid(child);
+      throw ExecStartError(e.what());
+    }
+    result = parent_end.recv();
+  }
   if (result.type == SyncMsg::eof) return child;
   wait_pid(child);
   throw ExecStartError(result.type == SyncMsg::error ? result.payload : "exec: unexpected message");

@@ -2,6 +2,7 @@
 // Starts a process inside a running container: joins its cgroups and namespaces, then execs.
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ struct ExecSpec {
   int console_socket = -1;    // receives the pty master when process.terminal is set
   int inherited_fds = 0;
   std::vector<std::string> extra_env;
+  // Given the parent's copy of the process's seccomp notify fd (linux.seccomp.listenerPath):
+  // sends it to the agent. Unset: a notify filter fails.
+  std::function<void(int notify_fd, pid_t pid)> send_seccomp_fd;
 };
 
 // Thrown when the process could not be started (runc exits 255 then).

@@ -93,9 +93,17 @@ bool cpuset_cpus_configured(const oci::Config& config) {
   return cpus && !cpus->empty();
 }
 
-void become_process_identity(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp) {
+void load_seccomp_with_handoff(const oci::Seccomp& seccomp, const SeccompFdHandoff& handoff) {
+  UniqueFd notify_fd = load_with_listener(compile_seccomp(seccomp));
+  if (!notify_fd) return;
+  if (!handoff) fail("seccomp listenerPath is not set");
+  handoff(notify_fd.get());
+}
+
+void become_process_identity(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp,
+                             const SeccompFdHandoff& handoff) {
   ::umask(process.user.umask.value_or(022));
-  if (seccomp && !process.no_new_privileges) load_seccomp(compile_seccomp(*seccomp));
+  if (seccomp && !process.no_new_privileges) load_seccomp_with_handoff(*seccomp, handoff);
   // Try the cwd before dropping privileges: it may only be reachable as root...
   bool cwd_done = process.cwd.empty() || ::chdir(process.cwd.c_str()) == 0;
   keep_caps_across_setuid(true);
@@ -118,10 +126,11 @@ void become_process_identity(const oci::Process& process, const std::optional<oc
   keep_caps_across_setuid(false);
 }
 
-void apply_final_security(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp) {
+void apply_final_security(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp,
+                          const SeccompFdHandoff& handoff) {
   if (!process.no_new_privileges) return;
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) throw_errno("set no_new_privs");
-  if (seccomp) load_seccomp(compile_seccomp(*seccomp));
+  if (seccomp) load_seccomp_with_handoff(*seccomp, handoff);
 }
 
 void exec_target(const ExecTarget& target) {

@@ -1,6 +1,7 @@
 #pragma once
 // The last steps every container process takes before execve, shared by the container init and
 // by exec: identity (user, groups, cwd, capabilities), then no_new_privs and seccomp, then exec.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,12 +29,22 @@ void apply_scheduling(const oci::Process& process, bool cpuset_cpus);
 // linux.resources.cpu.cpus is set.
 bool cpuset_cpus_configured(const oci::Config& config);
 
+// A filter with SCMP_ACT_NOTIFY yields a notify fd once loaded: this hands it to the parent
+// (which copies it with pidfd_getfd) and returns once the parent has its copy; the caller's
+// copy is closed afterwards. Without one, such a filter fails ("seccomp listenerPath is not set").
+using SeccompFdHandoff = std::function<void(int notify_fd)>;
+
 // umask, groups, uid/gid, cwd, capabilities, in runc's order. Without no_new_privs the seccomp
 // filter is loaded here, while CAP_SYS_ADMIN is still held.
-void become_process_identity(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp);
+void become_process_identity(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp,
+                             const SeccompFdHandoff& handoff = {});
 
 // With no_new_privs, set it and load seccomp as late as possible so the filter sees only execve.
-void apply_final_security(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp);
+void apply_final_security(const oci::Process& process, const std::optional<oci::Seccomp>& seccomp,
+                          const SeccompFdHandoff& handoff = {});
+
+// Loads the filter and hands a notify fd, if any, to `handoff`.
+void load_seccomp_with_handoff(const oci::Seccomp& seccomp, const SeccompFdHandoff& handoff);
 
 [[noreturn]] void exec_target(const ExecTarget& target);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "linux/scheduler.hpp"
+#include "linux/seccomp_notify.hpp"
 #include "process/anchor_init.hpp"
 #include "process/clone.hpp"
 #include "process/finalize.hpp"
@@ -145,6 +146,9 @@ LaunchedInit launch_init(LaunchSpec& spec) {
         case SyncMsg::run_hooks:
           if (spec.run_hooks) spec.run_hooks(msg.payload, init.pid);
           init.channel.send(SyncMsg::proceed, std::to_string(init.pid));
+          break;
+        case SyncMsg::seccomp_fd:
+          receive_seccomp_fd(init.channel, init.pid, msg.payload, spec.send_seccomp_fd);
           break;
         case SyncMsg::ready:
           return init;

@@ -43,6 +43,9 @@ struct LaunchSpec {
   std::optional<AnchorSpec> anchor;
   // Runs a hook stage ("createRuntime", ...) in the parent at the init's request.
   std::function<void(const std::string& stage, pid_t init_pid)> run_hooks;
+  // Given the parent's copy of the init's seccomp notify fd (linux.seccomp.listenerPath):
+  // sends it to the agent. Unset: a notify filter fails.
+  std::function<void(int notify_fd, pid_t init_pid)> send_seccomp_fd;
 };
 
 // Returns once the init finished its setup; on failure everything it started is killed and reaped.
