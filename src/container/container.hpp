@@ -56,6 +56,7 @@ struct ForkSource {
   std::vector<std::string> layers;  // the snapshot's lowers, top first, bundle rootfs last
   std::filesystem::path images;     // its CRIU images
   SnapshotMeta meta;
+  pid_t anchor = 0;                 // the source container's anchor (its CRIU kernel-feature cache)
 };
 
 // Layer chains deeper than this (delta layers over the bundle rootfs) are compacted.
