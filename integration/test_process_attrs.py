@@ -270,7 +270,7 @@ def test_exec_bad_values_refused(t):
     assert t.rt.status(cid) == "running"
 
 
-# ---- seccomp user notification (listenerPath is not wired yet) ---------------------------
+# ---- seccomp user notification (the agent itself: test_seccomp_notify.py) ----------
 
 
 def _notify_bundle(t, listener=None):
@@ -291,16 +291,6 @@ def test_seccomp_notify_without_listener_refused(t):
     assert_nothing_left(t, cid, b)
 
 
-def test_seccomp_listener_path_refused(t):
-    t.only_deltabox("seccomp agents (listenerPath) are not supported yet: a clear error")
-    b = _notify_bundle(t, t.path("agent.sock"))
-    cid = t.id()
-    r = t.rt.run(cid, b)
-    assert_error(r, 1, "linux.seccomp.listenerPath: seccomp user notification agents are not supported")
-    assert_nothing_left(t, cid, b)
-
-
-def test_features_reports_no_seccomp_notify(t):
-    t.only_deltabox("SCMP_ACT_NOTIFY is only reported once listenerPath works")
+def test_features_reports_seccomp_notify(t):
     actions = json.loads(t.rt("features").out)["linux"]["seccomp"]["actions"]
-    assert "SCMP_ACT_NOTIFY" not in actions and "SCMP_ACT_ERRNO" in actions, actions
+    assert "SCMP_ACT_NOTIFY" in actions and "SCMP_ACT_ERRNO" in actions, actions
