@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "container/container.hpp"
+#include "container/criu_cache.hpp"
 #include "container/generation.hpp"
 #include "container/snapshot_setup.hpp"
 #include "container/validate.hpp"
@@ -153,6 +154,7 @@ Container Container::build(const StateStore& store, const CreateOptions& options
       spec.init.rootfs = generation_paths(container_store_dir(options.store, options.id), "0").merged;
     }
     init = launch_init(spec);
+    if (snapshot_setup && !fork) seed_criu_cache(options.store, init.pid);
 
     state.init_pid = init.pid;
     state.init_start_time = process_start_time(init.pid);

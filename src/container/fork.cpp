@@ -9,13 +9,12 @@
 #include <functional>
 
 #include "container/container.hpp"
+#include "container/criu_cache.hpp"
 #include "container/generation.hpp"
 #include "container/generation_criu.hpp"
 #include "container/snapshot_tree.hpp"
 #include "delta/store.hpp"
 #include "util/error.hpp"
-#include "util/file.hpp"
-#include "util/log.hpp"
 
 namespace deltabox {
 
@@ -75,23 +74,10 @@ void run_in_workers(size_t workers, const std::vector<std::string>& items,
   if (!first.empty()) throw Error(first);
 }
 
-// CRIU probes kernel features on its first run in a mount namespace (iptables, ip6tables and
-// more: ~60 ms here) unless /run/criu.kdat holds them. A fork's anchor is new: it gets the
-// source anchor's cache, which describes the same kernel.
-void copy_criu_kernel_cache(pid_t from_anchor, pid_t to_anchor) {
-  try {
-    const auto text = read_file(fmt::format("/proc/{}/root/run/criu.kdat", from_anchor));
-    write_file_atomic(fmt::format("/proc/{}/root/run/criu.kdat", to_anchor), text, 0600,
-                      Durability::survive_process_crash);
-  } catch (const std::exception& e) {
-    log::debug("fork: no CRIU kernel cache to share: {}", e.what());
-  }
-}
-
 }  // namespace
 
 pid_t Container::restore_fork(const ForkSource& fork) {
-  if (fork.anchor > 0) copy_criu_kernel_cache(fork.anchor, state_.init_pid);
+  if (fork.anchor > 0) share_criu_cache(fork.anchor, state_.init_pid);
   UniqueFd images(::open(fork.images.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!images) throw_errno(fmt::format("open {}", fork.images.string()));
   oci::Config config = state_.parsed_config();

@@ -12,6 +12,7 @@
 #include "container/container.hpp"
 #include "container/generation.hpp"
 #include "container/generation_criu.hpp"
+#include "container/criu_cache.hpp"
 #include "container/helper.hpp"
 #include "container/image_cache.hpp"
 #include "container/jobs.hpp"
@@ -114,6 +115,7 @@ void Container::complete_snapshot(const delta::LayerStore& store, const std::str
       meta.externals = dump_generation({state_, config, *cgroups, criu_path, lock_.dir_fd()}, meta.generation, images.get()).to_json();
     }
     workload_cgroups()->thaw();
+    keep_criu_cache(state_.snapshots->store, state_.init_pid);
     meta.created = rfc3339_nano_now();
     std::filesystem::remove(staging / kPendingMeta);
     tree.publish(meta);
