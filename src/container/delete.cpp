@@ -1,6 +1,7 @@
 // `delete`: remove a stopped container; with force, kill a running one first.
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -8,7 +9,6 @@
 #include "container/container.hpp"
 #include "container/generation.hpp"
 #include "container/helper.hpp"
-#include "criu/pids.hpp"
 #include "delta/store.hpp"
 #include "process/hooks.hpp"
 #include "util/error.hpp"
@@ -38,7 +38,7 @@ namespace {
 std::vector<UniqueFd> pidfds_of(const std::vector<pid_t>& pids) {
   std::vector<UniqueFd> out;
   for (pid_t pid : pids)
-    if (UniqueFd fd = criu::pidfd_open(pid)) out.push_back(std::move(fd));
+    if (UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); fd) out.push_back(std::move(fd));
   return out;
 }
 
