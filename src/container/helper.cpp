@@ -240,5 +240,4 @@ void stop_helper(const StateStore& store, const std::string& id) {
   }
 }
 
-
 }  // namespace deltabox
