@@ -1,5 +1,6 @@
 #include "container/checkpoint_externals.hpp"
 
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "container/bundle.hpp"
 #include "container/generation_criu.hpp"
 #include "container/snapshot_setup.hpp"
 #include "linux/safe_path.hpp"
@@ -29,14 +31,7 @@ constexpr const char* kExternalStdio = "deltabox-stdio.json";
 // one external: in a user namespace they are bind mounts of the host's nodes.
 const char* const kDefaultDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/urandom", "/dev/random"};
 
-bool is_bind(const oci::Mount& m) {
-  if (m.type && *m.type == "bind") return true;
-  for (const auto& o : m.options)
-    if (o == "bind" || o == "rbind") return true;
-  return false;
-}
-
-bool is_cgroup(const oci::Mount& m) { return m.type && (*m.type == "cgroup" || *m.type == "cgroup2") && !is_bind(m); }
+bool is_cgroup(const oci::Mount& m) { return m.type && (*m.type == "cgroup" || *m.type == "cgroup2") && !is_bind_mount(m); }
 
 std::string inside(const std::string& destination) { return clean_path("/" + destination); }
 
@@ -159,7 +154,7 @@ std::vector<std::string> read_string_list_at(int dir_fd, const char* name) {
 KeyValues dump_external_mounts(const oci::Config& config, pid_t init_pid) {
   KeyValues out;
   for (const auto& m : config.mounts)
-    if (is_bind(m)) out.emplace_back(inside(m.destination), inside(m.destination));
+    if (is_bind_mount(m)) out.emplace_back(inside(m.destination), inside(m.destination));
   // Cgroup mounts are external whatever they are inside (binds of the container's cgroup dirs,
   // or cgroupfs rooted in a cgroup namespace, which CRIU cannot dump either).
   for (const auto& ref : cgroup_mounts_of(init_pid)) out.emplace_back(ref.mountpoint, ref.mountpoint);
@@ -173,7 +168,7 @@ KeyValues restore_external_mounts(const oci::Config& config, const std::filesyst
                                   const cgroups::Manager& cgroups, const std::filesystem::path& empty_dir) {
   KeyValues out;
   for (const auto& m : config.mounts)
-    if (is_bind(m)) out.emplace_back(inside(m.destination), host_source(m, bundle));
+    if (is_bind_mount(m)) out.emplace_back(inside(m.destination), host_source(m, bundle));
   for (auto& kv : cgroup_mounts(config, cgroups)) out.push_back(std::move(kv));
   if (config.linux && !config.linux->masked_paths.empty()) {
     out.emplace_back("/dev/null", "/dev/null");

@@ -1,5 +1,6 @@
 #include "container/generation_criu.hpp"
 
+
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "container/bundle.hpp"
 #include "container/generation.hpp"
 #include "container/snapshot_setup.hpp"
 #include "criu/pids.hpp"
@@ -23,13 +25,6 @@
 namespace deltabox {
 
 namespace {
-
-bool is_bind(const oci::Mount& m) {
-  if (m.type && *m.type == "bind") return true;
-  for (const auto& o : m.options)
-    if (o == "bind" || o == "rbind") return true;
-  return false;
-}
 
 std::string mount_key(const oci::Mount& m) { return "ext" + m.destination; }
 
@@ -158,7 +153,7 @@ DumpExternals dump_generation(const GenerationCriu& c, const std::string& genera
   o.skip_network_lock = true;
   o.file_locks = true;
   for (const auto& m : c.config.mounts)
-    if (is_bind(m)) o.ext_mnt.emplace_back(m.destination, mount_key(m));
+    if (is_bind_mount(m)) o.ext_mnt.emplace_back(m.destination, mount_key(m));
   DumpExternals externals;
   externals.stdio = shared_stdio_keys(snap.workload_pid, c.state.init_pid);
   for (const auto& key : externals.stdio)
@@ -189,7 +184,7 @@ criu::RestoreResult restore_generation(const GenerationCriu& c, const std::strin
   o.skip_network_lock = true;
   o.file_locks = true;
   for (const auto& m : c.config.mounts)
-    if (is_bind(m)) o.ext_mnt.emplace_back(mount_key(m), bind_source(m, c.state.bundle));
+    if (is_bind_mount(m)) o.ext_mnt.emplace_back(mount_key(m), bind_source(m, c.state.bundle));
   for (const auto& ref : externals.cgroup_mounts)
     o.ext_mnt.emplace_back(cgroup_key(ref), placement_dir(c.container_cgroup, ref));
   // The anchor holds the container's original stdio: the new generation reconnects to it.

@@ -104,11 +104,19 @@ void copy_images_to_store(const std::filesystem::path& from, const std::filesyst
   if (std::filesystem::exists(to / kComplete)) return;
   std::filesystem::remove_all(to);
   std::filesystem::create_directory(to);
-  for (const auto& e : std::filesystem::directory_iterator(from))
-    if (e.is_regular_file()) copy_file_synced(e.path(), to / e.path().filename());
-  if (!parent_images.empty() && !std::filesystem::is_symlink(parent_images) && std::filesystem::is_directory(parent_images))
-    delta::dedup_against_parent(to, parent_images);
-  write_file_atomic(to / kComplete, "", 0600, Durability::survive_process_crash);
+  try {
+    for (const auto& e : std::filesystem::directory_iterator(from))
+      if (e.is_regular_file()) copy_file_synced(e.path(), to / e.path().filename());
+    if (!parent_images.empty() && !std::filesystem::is_symlink(parent_images) &&
+        std::filesystem::is_directory(parent_images))
+      delta::dedup_against_parent(to, parent_images);
+    write_file_atomic(to / kComplete, "", 0600, Durability::survive_process_crash);
+  } catch (...) {
+    // A full store, say: the images stay in the cache, and no half copy stays in the store.
+    std::error_code ec;
+    std::filesystem::remove_all(to, ec);
+    throw;
+  }
 }
 
 void swap_in_spilled_images(const std::filesystem::path& images, const std::filesystem::path& spilled) {

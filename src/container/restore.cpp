@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "container/bundle.hpp"
 #include "container/checkpoint_common.hpp"
 #include "container/checkpoint_externals.hpp"
 #include "container/container.hpp"
@@ -34,47 +35,11 @@ namespace deltabox {
 
 namespace {
 
-// The bundle's config, with create's checks and messages.
-oci::Config load_bundle_config(const std::filesystem::path& bundle) {
-  if (::access((bundle / "config.json").c_str(), F_OK) < 0) {
-    if (::access(bundle.c_str(), F_OK) < 0) throw_errno(fmt::format("chdir {}", bundle.string()));
-    fail("JSON specification file config.json not found");
-  }
-  oci::Config config;
-  try {
-    config = oci::load_config(bundle / "config.json");
-  } catch (const oci::SpecError& e) {
-    fail("invalid config.json: {}", e.what());
-  }
-  if (!config.process) fail("process property must not be empty");
-  if (!config.root || config.root->path.empty()) fail("root.path must not be empty");
-  if (!config.linux) config.linux.emplace();
-  validate_for_create(config);
-  return config;
-}
-
-std::filesystem::path rootfs_of(const oci::Config& config, const std::filesystem::path& bundle) {
-  std::filesystem::path root = config.root->path;
-  if (root.is_relative()) root = bundle / root;
-  root = root.lexically_normal();
-  if (!root.has_filename()) root = root.parent_path();
-  struct stat st {};
-  if (::stat(root.c_str(), &st) < 0) throw_errno(fmt::format("invalid rootfs: stat {}", root.string()));
-  return root;
-}
-
 void check_console(const oci::Config& config, const RestoreOptions& options) {
   const bool socket = !options.create.console_socket.empty() || options.create.console_socket_fd >= 0;
   if (config.process->terminal && options.detach && !socket)
     fail("cannot allocate tty if runc will detach without setting console socket");
   if (!config.process->terminal && socket) fail("cannot use console socket if runc will not detach or allocate tty");
-}
-
-bool is_bind(const oci::Mount& m) {
-  if (m.type && *m.type == "bind") return true;
-  for (const auto& o : m.options)
-    if (o == "bind" || o == "rbind") return true;
-  return false;
 }
 
 bool under(const std::string& path, const std::string& dir) {
@@ -99,7 +64,7 @@ void make_mountpoints(const oci::Config& config, const std::filesystem::path& ro
       struct stat st {};
       std::filesystem::path src = m.source.value_or("");
       if (src.is_relative()) src = bundle / src;
-      if (is_bind(m) && ::stat(src.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+      if (is_bind_mount(m) && ::stat(src.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
         create_file_in_root(root.get(), dest, 0644);
       else
         mkdir_all_in_root(root.get(), dest, 0755);
