@@ -33,8 +33,10 @@ def status(p, cid):
 
 
 def count(p, cid):
-    r = p("exec", cid, "cat", "/tmp/count", check=False)
-    return int(r.out) if r.rc == 0 and r.out.strip().isdigit() else 0
+    def read():
+        r = p("exec", cid, "cat", "/tmp/count", check=False)
+        return r.rc, r.out
+    return max(util.read_counter(read), 0)
 
 
 def cgroup_file(t, p, cid, controller, name):

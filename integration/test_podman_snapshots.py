@@ -105,7 +105,10 @@ def snapshot(rt, cid, name):
 
 
 def counter(p, cid):
-    return int(p("exec", cid, "cat", "/state/n").out)
+    def read():
+        r = p("exec", cid, "cat", "/state/n", check=False)
+        return r.rc, r.out
+    return util.read_counter(read)
 
 
 def ticks(p, cid):
@@ -177,6 +180,7 @@ def test_podman_snapshot_rollback(t):
 
     p("exec", cid, "sh", "-c", "echo at-snapshot > /state/file; echo doomed > /state/doomed")
     lo = counter(p, cid)
+    assert lo > 0, f"cannot read the counter of {cid}"
     snap = snapshot(rt, cid, "before")
     hi = counter(p, cid)
     assert [r["id"] for r in json.loads(rt("snapshots", "--format", "json", cid).out)] == [snap]

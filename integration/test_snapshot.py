@@ -102,8 +102,10 @@ COUNTER = ("sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; 
 
 
 def counter(t, cid):
-    r = t.rt.exec(cid, "cat", "/tmp/counter")
-    return int(r.out) if r.rc == 0 and r.out.strip() else -1
+    def read():
+        r = t.rt.exec(cid, "cat", "/tmp/counter")
+        return r.rc, r.out
+    return util.read_counter(read)
 
 
 def test_snapshot_and_cold_rollback(t):

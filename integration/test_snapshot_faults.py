@@ -26,8 +26,10 @@ COUNTER = ("sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/counter;
 
 
 def counter(t, cid):
-    r = t.rt.exec(cid, "cat", "/dev/shm/counter", cwd="/", timeout=30)
-    return int(r.out) if r.rc == 0 and r.out.strip() else -1
+    def read():
+        r = t.rt.exec(cid, "cat", "/dev/shm/counter", cwd="/", timeout=30)
+        return r.rc, r.out
+    return util.read_counter(read)
 
 
 def assert_moving(t, cid, what=""):

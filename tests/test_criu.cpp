@@ -346,6 +346,17 @@ TEST_CASE("criu: spawn failures are reported, not hung on") {
   }
 }
 
+TEST_CASE("criu: runs without hardware breakpoints unless told otherwise") {
+  char a[] = "PATH=/bin", b[] = "HOME=/root";
+  char* plain[] = {a, b, nullptr};
+  CHECK(criu_environment(plain) == std::vector<std::string>{"PATH=/bin", "HOME=/root", "CRIU_FAULT=130"});
+  char f[] = "CRIU_FAULT=4";
+  char* chosen[] = {a, f, nullptr};
+  CHECK(criu_environment(chosen) == std::vector<std::string>{"PATH=/bin", "CRIU_FAULT=4"});
+  CHECK(criu_environment(nullptr) == std::vector<std::string>{"CRIU_FAULT=130"});
+
+}
+
 TEST_CASE("criu: pids across namespaces, in our own namespace") {
   const pid_t self = ::getpid();
   auto ns = ns_pids(self);
@@ -713,6 +724,23 @@ bool consecutive_from_one(const std::vector<long>& values) {
 }
 
 }  // namespace
+
+TEST_CASE("criu: live: swrk runs with CRIU_FAULT=130") {
+  const std::string criu = find_criu();
+  if (criu.empty()) {
+    MESSAGE("skipped: no criu binary");
+    return;
+  }
+  const char* saved = std::getenv("CRIU_FAULT");
+  const std::string restore = saved ? saved : "";
+  ::unsetenv("CRIU_FAULT");
+  SwrkProcess p = SwrkProcess::start(SpawnOptions{.criu_path = criu}, {});
+  if (saved) ::setenv("CRIU_FAULT", restore.c_str(), 1);
+  // swrk waits for its first request: its environment can be read meanwhile
+  const std::string env = read_file(fmt::format("/proc/{}/environ", p.pid()));
+  CHECK(env.find(std::string("CRIU_FAULT=130\0", 15)) != std::string::npos);
+  p.finish();
+}
 
 TEST_CASE("criu: live: version, features, and a failed dump's log tail") {
   const std::string criu = find_criu();

@@ -84,6 +84,10 @@ class Runtime:
             env = dict(self.env) if self.env is not None else dict(os.environ)
         if extra_env:
             env.update(extra_env)
+        if self.is_runc:
+            # runc's CRIU inherits our environment: without this it may hang on VMs whose
+            # hardware breakpoints do not fire (deltabox sets it for its own CRIU runs).
+            env.setdefault("CRIU_FAULT", "130")
         files = []
         try:
             if stdin is None:

@@ -35,6 +35,21 @@ def wait_for(pred, timeout=10.0, interval=0.02, what=None):
         time.sleep(interval)
 
 
+def read_counter(read, attempts=20, pause=0.01):
+    """A workload's counter file, which the workload rewrites with `echo $i > f`: a read that
+    falls between the shell's O_TRUNC and its write sees it empty, and so may the first read
+    after a rollback to a snapshot taken in that instant. read() -> (rc, text); retried while
+    it succeeds with no number. -> the number, or -1."""
+    for _ in range(attempts):
+        rc, text = read()
+        if rc != 0:
+            return -1
+        if text.strip().isdigit():
+            return int(text)
+        time.sleep(pause)
+    return -1
+
+
 def read_file(path, default=None):
     try:
         with open(path) as f:

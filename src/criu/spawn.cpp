@@ -70,6 +70,7 @@ struct ChildPlan {
   bool quiet = false;
   char fd_arg[16] = {};
   char* argv[4] = {};
+  char* const* envp = nullptr;
 };
 
 bool send_report(int sock, Report report, int fd) noexcept {
@@ -134,7 +135,7 @@ void prepare_fds(const ChildPlan& plan) noexcept {
     child_fail(plan, Step::send_socket, errno);
   ::close(sp[0]);
   format_fd(plan.fd_arg, sp[1]);
-  ::syscall(SYS_execveat, plan.exe_fd, "", plan.argv, environ, AT_EMPTY_PATH);
+  ::syscall(SYS_execveat, plan.exe_fd, "", plan.argv, plan.envp, AT_EMPTY_PATH);
   child_fail(plan, Step::exec, errno);
 }
 
@@ -198,6 +199,22 @@ void check_spawn_options(const SpawnOptions& o) {
 
 }  // namespace
 
+std::vector<std::string> criu_environment(char* const* env) {
+  std::vector<std::string> out;
+  bool has_fault = false;
+  for (char* const* e = env; e && *e; ++e) {
+    out.emplace_back(*e);
+    if (out.back().starts_with("CRIU_FAULT=")) has_fault = true;
+  }
+  // CRIU stops a task leaving its parasite with a hardware breakpoint on rt_sigreturn. On some
+  // VMs of this kind the breakpoint never fires: the task returns to its own code untraced and
+  // CRIU waits for it forever (every dump and restore hung on one machine). FI_NO_BREAKPOINTS
+  // (130) makes CRIU step there with PTRACE_SYSCALL instead, which always works. A CRIU_FAULT
+  // set by the caller (CRIU's debugging knob) is kept.
+  if (!has_fault) out.emplace_back("CRIU_FAULT=130");
+  return out;
+}
+
 UniqueFd open_executable(const std::string& name) {
   auto open_path = [](const std::string& path) {
     return UniqueFd(::open(path.c_str(), O_PATH | O_CLOEXEC));
@@ -243,6 +260,10 @@ SwrkProcess SwrkProcess::start(const SpawnOptions& options, std::span<const int>
   for (int fd : keep)
     if (fd <= STDERR_FILENO) fail("criu spawn: fd {} would be CRIU's stdio; pass fds >= 3", fd);
   std::string arg0 = "criu", arg1 = "swrk";
+  std::vector<std::string> env = criu_environment(environ);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   ChildPlan plan;
   plan.exe_fd = exe.get();
@@ -258,6 +279,7 @@ SwrkProcess SwrkProcess::start(const SpawnOptions& options, std::span<const int>
   plan.argv[1] = arg1.data();
   plan.argv[2] = plan.fd_arg;
   plan.argv[3] = nullptr;
+  plan.envp = envp.data();
 
   pid_t child = clone_process(0, options.cgroup2_fd);
   if (child == 0) run_child(plan);

@@ -51,6 +51,10 @@ class SwrkProcess {
   UniqueFd pidfd_;
 };
 
+// The environment CRIU runs with: env (ours) plus CRIU_FAULT=130 (no hardware breakpoints)
+// unless env sets CRIU_FAULT.
+std::vector<std::string> criu_environment(char* const* env);
+
 // An O_PATH fd of the criu binary: a path, or a name looked up in $PATH. Throws
 // "open <path>: <errno>" or "criu: <name> not found in PATH". Verbs that destroy state before
 // CRIU runs (a cold rollback) call it first.
