@@ -136,6 +136,27 @@ def test_image_path_defaults_to_cwd(t):
 
 # ---------------------------------------------------------------- checkpoint and restore
 
+def test_restore_of_gzipped_tmpfs_archives(t):
+    """Our CRIU archives tmpfs contents without gzip (patch 0004), other CRIUs with it: a
+    checkpoint whose archives are gzipped (one made elsewhere) restores its tmpfs files too."""
+    cid, b = run_counter(t)
+    t.rt.exec(cid, "sh", "-c", "echo kept > /dev/shm/f")
+    checkpoint(t, cid)
+    images, _ = ckpt_dirs(t)
+    archives = [f for f in os.listdir(images) if f.startswith("tmpfs-dev-")]
+    assert archives, os.listdir(images)
+    for name in archives:
+        path = os.path.join(images, name)
+        with open(path, "rb") as f:
+            assert f.read(2) != b"\x1f\x8b", f"{name} is gzipped"
+        subprocess.run(["gzip", "-n", path], check=True)
+        os.rename(path + ".gz", path)
+    restore_detached(t, cid, b)
+    r = t.rt.exec(cid, "cat", "/dev/shm/f")
+    assert r.rc == 0 and r.out == "kept\n", r
+    t.rt.delete(cid, force=True)
+
+
 def test_checkpoint_restore_continues(t):
     cid, b = run_counter(t)
     checkpoint(t, cid)

@@ -299,3 +299,101 @@ def test_rollback_and_fork_with_a_growing_log_as_stdout(t):
     r = t.rt("fork", cid, snap, fork_id, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=False)
     assert r.rc == 0, r
     assert t.rt.exec(fork_id, "cat", "/data.txt").out == "one\n"
+
+
+def test_tmpfs_contents_rolled_back(t):
+    """A tmpfs mount's files (/dev/shm) are part of a snapshot, on the warm and the cold path
+    (CRIU archives each tmpfs; ours without gzip: CRIU patch 0004)."""
+    for templates in ("2", "0"):
+        b = snap_bundle(t, name=f"shm{templates}")
+        b.config["annotations"]["io.deltabox.templates"] = templates
+        b.write()
+        cid = t.id(f"shm{templates}")
+        t.defer(t.rt.cleanup, cid)
+        with open(t.path(f"{cid}.out"), "w") as out:
+            t.rt.run_detached(cid, b, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        t.rt.exec(cid, "sh", "-c", "echo before > /dev/shm/kept; echo doomed > /dev/shm/doomed; "
+                                   "mkdir /dev/shm/d; echo deep > /dev/shm/d/f; chmod 640 /dev/shm/kept")
+        snap = t.rt("snapshot", cid).out.strip()
+        if templates != "0":
+            wait_template(t, cid, snap)
+        t.rt.exec(cid, "sh", "-c", "echo after > /dev/shm/kept; rm -r /dev/shm/doomed /dev/shm/d; "
+                                   "echo new > /dev/shm/new")
+        t.rt("rollback", cid, snap)
+        r = t.rt.exec(cid, "sh", "-c", "cat /dev/shm/kept /dev/shm/doomed /dev/shm/d/f; "
+                                       "stat -c %a /dev/shm/kept; ls /dev/shm")
+        assert r.rc == 0 and r.out == "before\ndoomed\ndeep\n640\nd\ndoomed\nkept\n", (templates, r)
+        t.rt.delete(cid, force=True)
+        assert_nothing_left(t, cid, b)
+
+
+LOGGER = ("sh", "-c", "i=0; while true; do i=$((i+1)); echo line$i; "
+                      "[ -f /stop ] && { echo stopped; sleep 1000; }; sleep 0.02; done")
+
+
+def test_rollback_keeps_the_log_it_writes_to(t):
+    """stdout is a log opened without O_APPEND (`> log`). After a rollback the restored
+    processes write on at the log's end: what the log got after the snapshot stays (CRIU patch
+    0002: the restored tasks share the open file, and its offset, with the anchor's copy)."""
+    for templates in ("2", "0"):
+        b = snap_bundle(t, name=f"log{templates}", args=LOGGER)
+        b.config["annotations"]["io.deltabox.templates"] = templates
+        b.write()
+        cid = t.id(f"log{templates}")
+        t.defer(t.rt.cleanup, cid)
+        log = t.path(f"{cid}.log")
+        with open(log, "w") as out:
+            t.rt.run_detached(cid, b, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        util.wait_for(lambda: util.read_file(log, "").count("\n") > 5, what="the log to grow")
+        snap = t.rt("snapshot", cid).out.strip()
+        if templates != "0":
+            wait_template(t, cid, snap)
+        util.wait_for(lambda: util.read_file(log, "").count("\n") > 40, what="the log to grow on")
+        t.rt.exec(cid, "touch", "/stop")
+        util.wait_for(lambda: "stopped" in util.read_file(log, ""), what="'stopped' in the log")
+        before = util.read_file(log)
+        t.rt("rollback", cid, snap)
+        util.wait_for(lambda: len(util.read_file(log, "")) > len(before) + 50,
+                      what="the rolled-back container to write to its log")
+        after = util.read_file(log)
+        assert after.startswith(before), (templates, before[-300:], after[-600:])
+        assert "\0" not in after, templates
+        t.rt.delete(cid, force=True)
+        assert_nothing_left(t, cid, b)
+
+
+def test_fork_onto_a_pipe(t):
+    """The caller of fork captures the new containers' output through a pipe, while the source
+    container writes to a log file (CRIU patch 0002: no reopen, no seek, of an external file)."""
+    cid, b = running_snap(t, args=LOGGER)
+    util.wait_for(lambda: util.read_file(t.path(f"{cid}.out"), "").count("\n") > 5,
+                  what="the log to grow")
+    snap = t.rt("snapshot", cid).out.strip()
+    fid = t.id("f")
+    t.defer(t.rt.cleanup, fid)
+    rd, wr = os.pipe()
+    try:
+        r = t.rt("fork", cid, snap, fid, stdin=subprocess.DEVNULL, stdout=wr, stderr=wr,
+                 check=False)
+        os.close(wr)
+        wr = -1
+        assert r.rc == 0, r
+        os.set_blocking(rd, False)
+        got = b""
+
+        def more():
+            nonlocal got
+            try:
+                got += os.read(rd, 65536)
+            except BlockingIOError:
+                pass
+            return got.count(b"\n") >= 3
+        util.wait_for(more, what="the fork's output on the pipe")
+        assert got.startswith(b"line"), got[:100]
+        t.rt.delete(fid, force=True)
+    finally:
+        os.close(rd)
+        if wr >= 0:
+            os.close(wr)
+    t.rt.delete(cid, force=True)
+    assert_nothing_left(t, cid, b)

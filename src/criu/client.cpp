@@ -103,6 +103,8 @@ pid_t pid_of_pidfd(int pidfd) {
 
 }  // namespace
 
+int default_log_level() { return log::enabled(log::Level::debug) ? 4 : 2; }
+
 Client::Client(SpawnOptions spawn) : spawn_(std::move(spawn)) {}
 
 void Client::dump(const DumpOptions& options) { dump_as(options, RequestType::dump); }

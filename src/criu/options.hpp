@@ -29,12 +29,16 @@ struct Notification {
 };
 using NotifyHandler = std::function<void(Notification&)>;
 
+// CRIU's log level: 2 (errors and warnings), or 4 (every step, with timestamps: slower) when
+// the runtime itself logs at debug level (--debug).
+int default_log_level();
+
 struct DumpOptions {
   pid_t pid = 0;                   // root of the tree, as seen in CRIU's pid namespace
   int images_dir_fd = -1;          // required
   int work_dir_fd = -1;            // logs, stats; -1: the images directory
   std::string log_file = "dump.log";  // a name in the work dir (CRIU refuses subdirectories)
-  int log_level = 2;               // 0..4; 4 logs every step (slower)
+  int log_level = default_log_level();  // 0..4; 4 logs every step (slower)
   bool leave_running = true;
   bool tcp_established = false;
   bool ext_unix_sk = false;
@@ -62,7 +66,7 @@ struct RestoreOptions {
   int images_dir_fd = -1;          // required
   int work_dir_fd = -1;
   std::string log_file = "restore.log";
-  int log_level = 2;
+  int log_level = default_log_level();
   std::string root;                // where the tree's root mount comes from (bind-mounted, MS_REC)
   // Over RPC CRIU always restores detached: the restored root is CRIU's child and is reparented
   // to the init of CRIU's pid namespace when CRIU exits. There is no option for it.
