@@ -399,7 +399,8 @@ def test_restore_under_new_id(t):
     t.defer(t.rt.cleanup, new)
     restore_detached(t, new, b)
     pids = json.loads(t.rt("ps", "--format", "json", new).out)
-    assert len(pids) >= 3, pids
+    # sh and `sleep 1000`; the loop's `sleep 0.05` only when the dump caught one running
+    assert len(pids) >= 2, pids
     init = t.rt.state(new)["pid"]
     cg = util.read_file(f"/proc/{init}/cgroup")
     assert f"/{new}\n" in cg and f"/{cid}\n" not in cg, cg
