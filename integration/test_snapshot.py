@@ -397,3 +397,24 @@ def test_fork_onto_a_pipe(t):
             os.close(wr)
     t.rt.delete(cid, force=True)
     assert_nothing_left(t, cid, b)
+
+
+def test_empty_tmpfs_rolled_back(t):
+    """An empty tmpfs has no archive in the snapshot (CRIU patch 0004) unless its root differs
+    from what its mount options make of it: a chmod of an empty /dev/shm is rolled back too."""
+    for mode in ("1777", "700"):
+        b = snap_bundle(t, name=f"e{mode}")
+        b.config["annotations"]["io.deltabox.templates"] = "0"
+        b.write()
+        cid = t.id(f"e{mode}")
+        t.defer(t.rt.cleanup, cid)
+        with open(t.path(f"{cid}.out"), "w") as out:
+            t.rt.run_detached(cid, b, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        t.rt.exec(cid, "chmod", mode, "/dev/shm")
+        snap = t.rt("snapshot", cid).out.strip()
+        t.rt.exec(cid, "sh", "-c", "chmod 1755 /dev/shm; echo x > /dev/shm/new")
+        t.rt("rollback", cid, snap)
+        r = t.rt.exec(cid, "sh", "-c", "stat -c %a /dev/shm; ls -A /dev/shm | wc -l")
+        assert r.rc == 0 and r.out.split() == [mode, "0"], (mode, r)
+        t.rt.delete(cid, force=True)
+        assert_nothing_left(t, cid, b)

@@ -82,7 +82,9 @@ pid_t Container::restore_fork(const ForkSource& fork) {
   if (!images) throw_errno(fmt::format("open {}", fork.images.string()));
   oci::Config config = state_.parsed_config();
   auto cgroups = this->cgroups();
-  auto restored = restore_generation({state_, config, *cgroups, state_.criu}, "0", images.get(),
+  UniqueFd state_dir(::open(store_->dir(state_.id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!state_dir) throw_errno(fmt::format("open {}", store_->dir(state_.id).string()));
+  auto restored = restore_generation({state_, config, *cgroups, state_.criu, -1, state_dir.get()}, "0", images.get(),
                                      DumpExternals::from_json(fork.meta.externals), false);
   auto& snap = *state_.snapshots;
   snap.workload_pid = restored.host_pid;

@@ -178,6 +178,7 @@ criu::RestoreResult restore_generation(const GenerationCriu& c, const std::strin
 
   criu::RestoreOptions o;
   o.images_dir_fd = images_dir_fd;
+  o.work_dir_fd = c.work_dir_fd;
   o.root = paths.merged.string();
   o.leave_stopped = leave_stopped;
   o.manage_cgroups_mode = criu::CgroupMode::ignore;

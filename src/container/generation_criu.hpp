@@ -42,6 +42,9 @@ struct GenerationCriu {
   // The container's lock (-1: none held). CRIU keeps a copy, so a verb killed while CRIU works
   // leaves the lock held until CRIU is done: whoever recovers never races a running CRIU.
   int lock_fd = -1;
+  // Where CRIU writes its log (-1: the images dir). Forks restore one snapshot's images side by
+  // side: each logs into its own state dir.
+  int work_dir_fd = -1;
 };
 
 // CRIU's freezer check passes at once when the generation's cgroup is already frozen; CRIU
