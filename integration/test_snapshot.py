@@ -191,6 +191,9 @@ def test_fork_four(t):
         value = counter(t, f)
         assert at_snapshot - 2 <= value < at_snapshot + 40, (at_snapshot, value)
     assert len(anchors) == 4
+    # The four restored side by side: each kept CRIU's log in its own state dir.
+    for f in forks:
+        assert os.path.isfile(os.path.join(t.rt.root, f, "restore.log")), f
     # Each fork has its own filesystem and network namespace.
     t.rt.exec(forks[0], "sh", "-c", "echo mine > /data.txt")
     assert t.rt.exec(forks[1], "cat", "/data.txt").out == "parent\n"
