@@ -1064,6 +1064,8 @@ TEST_CASE("delta: btrfs store: exclusive_bytes sees what a snapshot shares") {
     // A hardlinked file counts once.
     fs::create_hard_link(root / "w/upper/b", root / "w/upper/b2");
     DELTA_EXPECT(store.exclusive_bytes(root / "w") == grown);
+    // What is gone (swapped away, removed while `snapshots` counts) takes no room.
+    DELTA_EXPECT(store.exclusive_bytes(root / "gone") == 0);
     unmount(store.root());
   });
   check_isolated(result);

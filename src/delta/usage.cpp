@@ -54,15 +54,27 @@ class UsageWalker {
  public:
   uint64_t total = 0;
 
+  // Files may go while we count (the helper swapping a snapshot's spilled images in, a
+  // removal): what is gone takes no room.
   void entry(int dir, const std::string& name) {
     struct stat st;
-    if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) throw_errno(fmt::format("stat {}", name));
+    if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno == ENOENT) return;
+      throw_errno(fmt::format("stat {}", name));
+    }
     if (!seen_.insert({st.st_dev, st.st_ino}).second) return;
     if (S_ISDIR(st.st_mode)) {
-      UniqueFd sub = open_dir_at(dir, name);
+      UniqueFd sub;
+      try {
+        sub = open_dir_at(dir, name);
+      } catch (const Error& e) {
+        if (e.code() == ENOENT) return;
+        throw;
+      }
       for (const std::string& child : list_dir(sub.get())) entry(sub.get(), child);
     } else if (S_ISREG(st.st_mode)) {
       UniqueFd fd(::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd && errno == ENOENT) return;
       if (!fd) throw_errno(fmt::format("open {}", name));
       auto bytes = unshared_extent_bytes(fd.get());
       total += bytes ? *bytes : static_cast<uint64_t>(st.st_blocks) * 512;
