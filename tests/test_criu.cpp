@@ -354,7 +354,6 @@ TEST_CASE("criu: runs without hardware breakpoints unless told otherwise") {
   char* chosen[] = {a, f, nullptr};
   CHECK(criu_environment(chosen) == std::vector<std::string>{"PATH=/bin", "CRIU_FAULT=4"});
   CHECK(criu_environment(nullptr) == std::vector<std::string>{"CRIU_FAULT=130"});
-
 }
 
 TEST_CASE("criu: pids across namespaces, in our own namespace") {

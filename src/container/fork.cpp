@@ -84,8 +84,12 @@ pid_t Container::restore_fork(const ForkSource& fork) {
   auto cgroups = this->cgroups();
   UniqueFd state_dir(::open(store_->dir(state_.id).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!state_dir) throw_errno(fmt::format("open {}", store_->dir(state_.id).string()));
-  auto restored = restore_generation({state_, config, *cgroups, state_.criu, -1, state_dir.get()}, "0", images.get(),
-                                     DumpExternals::from_json(fork.meta.externals), false);
+  const GenerationCriu criu{.state = state_,
+                            .config = config,
+                            .container_cgroup = *cgroups,
+                            .criu_path = state_.criu,
+                            .work_dir_fd = state_dir.get()};
+  auto restored = restore_generation(criu, "0", images.get(), DumpExternals::from_json(fork.meta.externals), false);
   auto& snap = *state_.snapshots;
   snap.workload_pid = restored.host_pid;
   snap.workload_start_time = process_start_time(restored.host_pid);
